@@ -1,0 +1,159 @@
+"""``python -m text2sign``: train, sample, data, config, doctor.
+
+Every user-facing error (config, data, run dir, usage) is one line on stderr and exit code 2; see
+``text2sign.errors`` for all exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line + exit 2, like every other usage error
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="base YAML (default: packaged base)")
+    p.add_argument("--profile", default="tiny", help="size preset: tiny | full")
+    p.add_argument("--variant", default="baseline", help="ablation variant overlay")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.lr=3e-4 (repeatable)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="text2sign", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train one run (resumes when the run dir has a checkpoint)")
+    _add_config_args(p)
+    p.add_argument("--run-dir", type=Path, required=True)
+
+    p = sub.add_parser("sample", help="sample a video for a caption from a run's latest checkpoint")
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--caption", required=True)
+    p.add_argument(
+        "--out", type=Path, default=None, help="GIF path (default: RUN/samples/cli_*.gif)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: config)")
+    p.add_argument("--guidance-scale", type=float, default=None)
+
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    q = dsub.add_parser("synth", help="generate the embedded synthetic dataset")
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--num", type=int, default=384)
+    q.add_argument("--frames", type=int, default=8)
+    q.add_argument("--size", type=int, default=32)
+    q.add_argument("--seed", type=int, default=0)
+    q = dsub.add_parser("check", help="counts, frame statistics and bad files of a dataset folder")
+    q.add_argument("root", type=Path)
+    q.add_argument("--strict", action="store_true", help="bad files are an error (exit 2)")
+
+    p = sub.add_parser("config", help="print the resolved config (or the key reference)")
+    _add_config_args(p)
+    p.add_argument("--keys", action="store_true", help="print every key with default and meaning")
+
+    sub.add_parser("doctor", help="versions, GPUs (torch + NVML), DeepSpeed accelerator, paths")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from text2sign.config import load_config
+    from text2sign.train import train
+
+    cfg = load_config(
+        profile=args.profile,
+        variant=args.variant,
+        config_file=args.config,
+        overrides=args.overrides,
+    )
+    return train(cfg, args.run_dir)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from text2sign.sampling import (
+        load_run_for_sampling,
+        make_diffusion,
+        sample_videos,
+        slug,
+        write_gif,
+    )
+
+    cfg, built, kind = load_run_for_sampling(args.run_dir)
+    videos = sample_videos(
+        built, make_diffusion(cfg), [args.caption], cfg=cfg, seed=args.seed,
+        steps=args.steps, guidance_scale=args.guidance_scale,
+    )  # fmt: skip
+    out = args.out or args.run_dir / "samples" / f"cli_{slug(args.caption)}_seed{args.seed}.gif"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_gif(out, videos[0])
+    print(f"{out} ({kind} weights, {videos.shape[1]} frames {videos.shape[2]}x{videos.shape[3]})")
+    return EXIT_OK
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "synth":
+        from text2sign.data.synth import generate
+
+        if args.num < 1:
+            raise UsageError(f"data synth: --num must be >= 1, got {args.num}")
+        names = generate(args.out, args.num, frames=args.frames, size=args.size, seed=args.seed)
+        print(f"wrote {len(names)} clips to {args.out}")
+        return EXIT_OK
+    from text2sign.data.check import check_report
+
+    print(check_report(args.root, strict=args.strict))
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from text2sign.config import describe_fields, dump_yaml, load_config
+
+    if args.keys:
+        for key, default, desc in describe_fields():
+            print(f"{key:32s} {default:26s} {desc}")
+        return EXIT_OK
+    cfg = load_config(
+        profile=args.profile,
+        variant=args.variant,
+        config_file=args.config,
+        overrides=args.overrides,
+    )
+    print(f"# config hash {cfg.hash()}")
+    print(dump_yaml(cfg), end="")
+    return EXIT_OK
+
+
+def _cmd_doctor(_: argparse.Namespace) -> int:
+    from text2sign.doctor import report
+
+    print(report())
+    return EXIT_OK
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "data": _cmd_data, "config": _cmd_config,
+            "doctor": _cmd_doctor}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"text2sign: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""One typed config tree: base YAML ⊕ profile ⊕ variant ⊕ ``--set`` overrides, strictly validated.
+
+Every field carries a description (``python -m text2sign config --help-keys`` prints them, and the
+README's configuration reference is generated from the same text). Errors are one line that names
+the file (or ``--set``) and the dotted key, and suggests the closest valid key for typos.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from text2sign.errors import ConfigError
+
+CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
+BASE_CONFIG = CONFIG_DIR / "base.yaml"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------------
+
+
+class DataConfig(Section):
+    root: str = Field("data/synth", description="Folder of NAME.gif + NAME.txt pairs.")
+    num_frames: int = Field(8, ge=1, le=512, description="Frames per clip (pad/truncate).")
+    image_size: int = Field(16, ge=8, le=1024, description="Square frame size after resize+crop.")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of signers held out.")
+    split_seed: int = Field(
+        0, ge=0, description="Seed of the signer split: fixed, so every seed of a study shares it."
+    )
+    cache_dir: str | None = Field(
+        None, description="Decoded cache folder (default ROOT/.t2s_cache)."
+    )
+    strict: bool = Field(False, description="Fail on bad files instead of skipping them.")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes.")
+
+
+class ModelConfig(Section):
+    preset: str = Field("tiny", description="Video DiT size preset (see text2sign.models.dit).")
+    grad_checkpointing: bool = Field(False, description="Recompute block activations in backward.")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from text2sign.models.dit import DIT_PRESETS
+
+        if v not in DIT_PRESETS:
+            raise ValueError(f"unknown preset {v!r}; valid: {', '.join(DIT_PRESETS)}")
+        return v
+
+
+class TextConfig(Section):
+    encoder: str = Field(
+        "tiny",
+        description="'tiny' (DistilBERT built from config, tokenizer trained on the captions), "
+        "a hub id such as distilbert-base-uncased (from the HF cache), or a local path.",
+    )
+    max_tokens: int = Field(77, ge=4, le=512, description="Caption length limit in tokens.")
+    finetune: bool = Field(False, description="Train the text encoder (else frozen, eval mode).")
+    lr: float | None = Field(
+        None, gt=0, description="Text encoder LR when finetuned (default: train.lr)."
+    )
+    caption_dropout: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Probability of training on the empty caption (for CFG)."
+    )
+
+
+class DiffusionConfig(Section):
+    schedule: Literal["cosine"] = Field("cosine", description="Noise schedule.")
+    timesteps: int = Field(50, ge=2, le=4000, description="Training timesteps.")
+    cosine_s: float = Field(0.008, ge=0.0, le=1.0, description="Cosine schedule offset s.")
+    max_beta: float = Field(0.999, gt=0.0, lt=1.0, description="Clamp on beta_t.")
+    sample_steps: int = Field(50, ge=1, le=4000, description="DDIM (eta=0) sampling steps.")
+    guidance_scale: float = Field(
+        1.0, ge=0.0, le=50.0, description="Classifier-free guidance scale."
+    )
+
+
+class EMAConfig(Section):
+    enabled: bool = Field(True, description="Keep an fp32 EMA of the DiT weights for sampling.")
+    decay: float = Field(0.9999, gt=0.0, lt=1.0, description="EMA decay per update.")
+    update_every: int = Field(1, ge=1, description="Optimizer steps between EMA updates.")
+
+
+class TrainConfig(Section):
+    seed: int = Field(0, ge=0, description="Seed for init, data order, noise and timesteps.")
+    batch_size: int = Field(8, ge=1, description="Micro-batch size per GPU/rank.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    lr: float = Field(1e-3, gt=0.0, lt=1.0, description="Peak learning rate of the DiT (AdamW).")
+    weight_decay: float = Field(0.01, ge=0.0, lt=1.0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    grad_clip: float = Field(1.0, ge=0.0, description="Gradient clipping norm (0: off).")
+    warmup_steps: int = Field(0, ge=0, description="Linear LR warm-up in optimizer steps.")
+    epochs: int = Field(1, ge=1, description="Passes over the training split.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps, if before the last epoch."
+    )
+    zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="Mixed precision switch.")
+    deepspeed_config: str = Field(
+        "default.json", description="DeepSpeed JSON template under text2sign/configs/deepspeed."
+    )
+    log_every: int = Field(10, ge=1, description="Optimizer steps per metrics row.")
+    checkpoint_every: int = Field(100, ge=1, description="Optimizer steps between checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1, description="Complete checkpoints kept on disk.")
+    sample_every: int = Field(
+        0, ge=0, description="Steps between sample GIFs (0: only at the end)."
+    )
+    num_samples: int = Field(4, ge=0, le=64, description="Validation captions sampled as GIFs.")
+    nan_at_step: int | None = Field(
+        None, ge=1, description="Fault injection for tests: make the loss NaN at this step."
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("each beta must be in [0, 1)")
+        return v
+
+
+class TelemetryConfig(Section):
+    interval_s: float = Field(1.0, gt=0.0, le=3600, description="NVML/RSS sampling interval.")
+
+
+class Config(Section):
+    """The whole resolved config of one run."""
+
+    profile: str = Field("tiny", description="Size preset this config was resolved with.")
+    variant: str = Field("baseline", description="Ablation variant overlay.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    ema: EMAConfig = Field(default_factory=EMAConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        """Stable short hash of the resolved config: a run dir refuses a different one."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading, overlays and error reporting
+# ----------------------------------------------------------------------------------------------
+
+
+def available(kind: Literal["profiles", "variants"]) -> list[str]:
+    """Names of the packaged profiles or variants."""
+    return sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
+    return data
+
+
+def _merge(dst: dict, src: dict, source: str, prov: dict[str, str], prefix: str = "") -> None:
+    """Deep-merge ``src`` into ``dst``, recording which source set each dotted key."""
+    for key, value in src.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value, source, prov, dotted + ".")
+        else:
+            dst[key] = copy.deepcopy(value)
+            prov[dotted] = source
+            if isinstance(value, dict):
+                for sub in _dotted_keys(value, dotted + "."):
+                    prov[sub] = source
+
+
+def _dotted_keys(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        out.append(prefix + str(k))
+        if isinstance(v, dict):
+            out.extend(_dotted_keys(v, f"{prefix}{k}."))
+    return out
+
+
+def _check_unknown_keys(
+    model: type[BaseModel], data: Any, prov: dict[str, str], prefix: str = ""
+) -> None:
+    """Reject unknown keys with a suggestion, before pydantic's less helpful message."""
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            valid = ", ".join(fields)
+            raise ConfigError(
+                f"{prov.get(dotted, '<config>')}: unknown key '{dotted}'{hint} (valid: {valid})"
+            )
+        ann = fields[key].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            _check_unknown_keys(ann, value, prov, dotted + ".")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse one ``--set section.key=value`` (the value is YAML: numbers, booleans, lists)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set: expected KEY=VALUE with a dotted key, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+    return key.split("."), value
+
+
+def load_config(
+    *,
+    profile: str = "tiny",
+    variant: str = "baseline",
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Resolve base ⊕ profile ⊕ variant ⊕ overrides into a validated :class:`Config`."""
+    for kind, name in (("profiles", profile), ("variants", variant)):
+        if name not in available(kind):  # type: ignore[arg-type]
+            valid = ", ".join(available(kind))  # type: ignore[arg-type]
+            raise ConfigError(f"unknown {kind[:-1]} {name!r}; valid: {valid}")
+    base = Path(config_file) if config_file else BASE_CONFIG
+    merged: dict[str, Any] = {}
+    prov: dict[str, str] = {}
+    layers = [
+        base,
+        CONFIG_DIR / "profiles" / f"{profile}.yaml",
+        CONFIG_DIR / "variants" / f"{variant}.yaml",
+    ]
+    for path in layers:
+        _merge(merged, _read_yaml(path), str(path), prov)
+    _merge(merged, {"profile": profile, "variant": variant}, "<cli>", prov)
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        _merge(merged, nested, f"--set {item.partition('=')[0]}", prov)
+    return validate(merged, prov)
+
+
+def validate(data: dict[str, Any], prov: dict[str, str] | None = None) -> Config:
+    """Validate a merged dict, turning the first error into a one-line :class:`ConfigError`."""
+    prov = prov or {}
+    _check_unknown_keys(Config, data, prov)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        dotted = ".".join(str(p) for p in err["loc"])
+        source = prov.get(dotted, "<config>")
+        got = (
+            f" (got {err['input']!r})"
+            if "input" in err and not isinstance(err["input"], dict)
+            else ""
+        )
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: key '{dotted}': {msg}{got}") from None
+
+
+def load_resolved(path: str | Path) -> Config:
+    """Load a run dir's saved ``config.yaml`` (already resolved, validated again)."""
+    path = Path(path)
+    data = _read_yaml(path)
+    return validate(data, {k: str(path) for k in _dotted_keys(data)})
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def describe_fields(
+    model: type[BaseModel] = Config, prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every leaf field: the configuration reference."""
+    rows = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(describe_fields(ann, f"{prefix}{name}."))
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((prefix + name, json.dumps(default), field.description or ""))
+    return rows

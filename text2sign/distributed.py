@@ -1,0 +1,121 @@
+"""The one module that owns rank, world size and device.
+
+Launch modes, all ending in the same ``torch.distributed`` environment variables:
+
+* ``torchrun`` / ``deepspeed`` launchers set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT;
+* ``srun`` (one task per GPU) sets SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID; the job layer
+  (submitit's TorchDistributedEnvironment, or the sbatch script) exports MASTER_ADDR/PORT;
+* a plain ``python -m text2sign train`` is a world of one on a free local port.
+
+The device comes from LOCAL_RANK, never from the global rank, so multi-node runs pick the right GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+
+from text2sign.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resolve_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the torch.distributed variables for this process (pure: testable without SLURM)."""
+    env = dict(os.environ if environ is None else environ)
+    if "RANK" in env and "WORLD_SIZE" in env:
+        out = {k: env[k] for k in ("RANK", "WORLD_SIZE") if k in env}
+        out["LOCAL_RANK"] = env.get("LOCAL_RANK", "0")
+    elif "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        out = {
+            "RANK": env["SLURM_PROCID"],
+            "WORLD_SIZE": env["SLURM_NTASKS"],
+            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+        }
+        if "MASTER_ADDR" not in env:
+            raise UsageError(
+                "SLURM multi-task run without MASTER_ADDR: launch through jobs/submit.py or "
+                "slurm/train.sbatch, which export it"
+            )
+    else:
+        out = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    out["MASTER_ADDR"] = env.get("MASTER_ADDR", "127.0.0.1")
+    out["MASTER_PORT"] = env.get("MASTER_PORT") or str(_free_port())
+    return out
+
+
+def init() -> DistEnv:
+    """Initialise torch.distributed through DeepSpeed (gloo on CPU, NCCL on CUDA)."""
+    os.environ.update(resolve_env())
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        # DeepSpeed would guess the CPU accelerator anyway, with a warning; say it explicitly.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed  # imported late: after DS_ACCELERATOR is set
+
+    backend = "nccl" if cuda else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return DistEnv(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=local_rank,
+        device=device,
+        backend=backend,
+    )
+
+
+def barrier() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def all_reduce_max(value: float) -> float:
+    """Max of a float over all ranks (used for NaN/stop flags and peak memory)."""
+    if not torch.distributed.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t.item())
+
+
+def all_reduce_mean(value: float) -> float:
+    if not torch.distributed.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    return float(t.item()) / torch.distributed.get_world_size()
+
+
+def shutdown() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

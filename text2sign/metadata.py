@@ -1,0 +1,68 @@
+"""Provenance of a run: code version, host, library versions, devices."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from text2sign import __version__
+from text2sign.rundir import now_iso
+
+
+def git_info(path: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the checkout holding the package (``unknown`` outside git)."""
+    where = str(path or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return {"commit": "unknown", "dirty": None}
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": "unknown", "dirty": None}
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "text2sign": __version__, "torch": torch.__version__}
+    for name in ("deepspeed", "transformers", "tokenizers", "numpy"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:
+            out[name] = "not installed"
+    return out
+
+
+def torch_gpus() -> list[str]:
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def collect_metadata(env, telemetry, counts: dict[str, int], run_dir: Path) -> dict[str, Any]:
+    return {
+        "git": git_info(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "versions": versions(),
+        "gpus_torch": torch_gpus(),
+        "world_size": env.world_size,
+        "backend": env.backend,
+        "device": str(env.device),
+        "telemetry": telemetry.metadata(),
+        "parameters": counts,
+        "started_at": now_iso(),
+        "ended_at": None,
+        "wall_time_s": None,
+        "run_dir": run_dir.name,
+    }

@@ -1,0 +1,352 @@
+"""Latte-style video diffusion transformer (DiT) conditioned on text.
+
+Written after facebookresearch/DiT ``models.py`` (adaLN-Zero blocks, one ``initialize_weights``)
+and Latte (Ma et al., 2024: blocks alternate spatial and temporal self-attention). The text
+enters twice: every block cross-attends to the token states, and the masked mean of the tokens is
+added to the timestep embedding that drives the adaLN modulation.
+
+Shape letters: B batch, T frames, C channels, H/W pixels, N patches per frame, D hidden width,
+L text tokens, E text width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from text2sign.errors import ConfigError
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: per-sample affine on (B, S, D) tokens from (B, D) shift and scale."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+#################################################################################
+#               Embedding Layers for Timesteps, Text and Positions              #
+#################################################################################
+
+
+class TimestepEmbedder(nn.Module):
+    """Embeds scalar diffusion timesteps into vectors (sinusoidal features + MLP)."""
+
+    def __init__(self, hidden: int, frequency_embedding_size: int = 256) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_embedding_size, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+        )
+        self.frequency_embedding_size = frequency_embedding_size
+
+    @staticmethod
+    def timestep_embedding(t: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
+        """Sinusoidal embedding of (B,) timesteps (int or float) as in GLIDE/DiT -> (B, dim)."""
+        half = dim // 2
+        freqs = torch.exp(
+            -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+        )  # (half,)
+        args = t.float()[:, None] * freqs[None]  # (B, half)
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
+        if dim % 2:
+            emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)  # (B, dim)
+        return emb
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        t_freq = self.timestep_embedding(t, self.frequency_embedding_size)  # (B, F) fp32
+        return self.mlp(t_freq.to(self.mlp[0].weight.dtype))  # (B, D)
+
+
+def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """Fixed 1-D sin-cos embedding (MAE/DiT convention) of (P,) positions -> (P, dim)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))  # (dim/2,)
+    out = positions.to(torch.float64)[:, None] * omega[None]  # (P, dim/2)
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1).float()  # (P, dim)
+
+
+def sincos_2d(dim: int, grid_size: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos embedding of a square patch grid -> (grid_size**2, dim), row-major."""
+    coords = torch.arange(grid_size, dtype=torch.float64)
+    gy, gx = torch.meshgrid(coords, coords, indexing="ij")  # (G, G) each
+    emb_h = sincos_1d(dim // 2, gy.reshape(-1))  # (N, D/2)
+    emb_w = sincos_1d(dim // 2, gx.reshape(-1))  # (N, D/2)
+    return torch.cat([emb_h, emb_w], dim=1)  # (N, D)
+
+
+#################################################################################
+#                          Attention and Transformer Block                      #
+#################################################################################
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the second axis, via scaled_dot_product_attention."""
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        qkv = self.qkv(x).view(b, s, 3, self.heads, d // self.heads)  # (B', S, 3, h, d/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B', h, S, d/h)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B', h, S, d/h)
+        return self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B', S, D)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from video tokens to text tokens; padding keys are masked out."""
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(hidden, hidden)
+        self.kv = nn.Linear(hidden, 2 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        hd = d // self.heads
+        q = self.q(x).view(b, s, self.heads, hd).transpose(1, 2)  # (B, h, S, d/h)
+        kv = self.kv(y).view(b, y.shape[1], 2, self.heads, hd)  # (B, L, 2, h, d/h)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, L, d/h)
+        # A caption with no valid token would give an all -inf softmax row (NaN): let its row
+        # attend everywhere to stay finite, then zero its output below ("no text").
+        empty = ~y_mask.any(dim=1)  # (B,)
+        attn_mask = (y_mask | empty[:, None])[:, None, None, :]  # (B, 1, 1, L) True = attend
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, S, d/h)
+        out = self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B, S, D)
+        return out.masked_fill(empty[:, None, None], 0.0)  # (B, S, D)
+
+
+class Mlp(nn.Module):
+    """Two-layer MLP with tanh-approximated GELU, as in DiT."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc2 = nn.Linear(hidden, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class VideoDiTBlock(nn.Module):
+    """adaLN-Zero block: spatial or temporal self-attention, text cross-attention, MLP."""
+
+    def __init__(self, hidden: int, heads: int, mlp_ratio: float, temporal: bool) -> None:
+        super().__init__()
+        self.temporal = temporal
+        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden, heads)
+        self.norm2 = nn.LayerNorm(hidden, eps=1e-6)
+        self.cross_attn = CrossAttention(hidden, heads)
+        self.norm3 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(hidden, int(hidden * mlp_ratio), hidden)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor, frames: int
+    ) -> torch.Tensor:
+        b, s, d = x.shape  # x: (B, T*N, D), frame-major
+        n = s // frames
+        mod = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
+        h = modulate(self.norm1(x), shift_msa, scale_msa)  # (B, T*N, D)
+        if self.temporal:
+            h = h.view(b, frames, n, d).transpose(1, 2).reshape(b * n, frames, d)  # (B*N, T, D)
+            h = self.attn(h)  # (B*N, T, D)
+            h = h.view(b, n, frames, d).transpose(1, 2).reshape(b, s, d)  # (B, T*N, D)
+        else:
+            h = self.attn(h.reshape(b * frames, n, d)).view(b, s, d)  # (B, T*N, D)
+        x = x + gate_msa.unsqueeze(1) * h  # (B, T*N, D)
+        # Cross-attention is per query token, so it runs on all T*N tokens at once.
+        x = x + self.cross_attn(self.norm2(x), y, y_mask)  # (B, T*N, D)
+        h = self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))  # (B, T*N, D)
+        return x + gate_mlp.unsqueeze(1) * h  # (B, T*N, D)
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated LayerNorm and a linear map from tokens to pixel patches."""
+
+    def __init__(self, hidden: int, patch: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden, patch * patch * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # 2 x (B, D)
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, S, p*p*C)
+
+
+#################################################################################
+#                                 Core DiT Model                                #
+#################################################################################
+
+
+@dataclass(frozen=True)
+class DiTPreset:
+    """Width and depth of a VideoDiT."""
+
+    depth: int
+    hidden: int
+    heads: int
+    patch: int
+    mlp_ratio: float = 4.0
+
+
+class VideoDiT(nn.Module):
+    """Text-conditioned video diffusion transformer predicting the noise epsilon."""
+
+    def __init__(
+        self,
+        preset: DiTPreset,
+        *,
+        num_frames: int,
+        image_size: int,
+        in_channels: int = 3,
+        text_dim: int,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if preset.hidden % preset.heads or preset.hidden % 4:
+            # 4 | hidden: the 2-D sin-cos table gives each axis a sin and a cos half.
+            raise ConfigError(
+                f"DiT hidden {preset.hidden} must be a multiple of 4 and of heads {preset.heads}"
+            )
+        if image_size % preset.patch:
+            raise ConfigError(f"image_size {image_size} is not a multiple of patch {preset.patch}")
+        d = preset.hidden
+        self.preset = preset
+        self.num_frames = num_frames
+        self.in_channels = in_channels
+        self.patch = preset.patch
+        self.grid = image_size // preset.patch
+        self.grad_checkpointing = grad_checkpointing
+
+        self.x_embedder = nn.Conv2d(in_channels, d, kernel_size=preset.patch, stride=preset.patch)
+        self.t_embedder = TimestepEmbedder(d)
+        self.text_embedder = Mlp(text_dim, d, d)  # token states -> cross-attention keys/values
+        self.text_pooler = Mlp(text_dim, d, d)  # masked-mean caption -> adaLN condition
+        # Fixed sin-cos tables, filled in initialize_weights(); not saved (derived from shapes).
+        self.register_buffer("pos_embed", torch.zeros(1, self.grid**2, d), persistent=False)
+        self.register_buffer("temp_embed", torch.zeros(1, num_frames, d), persistent=False)
+        self.blocks = nn.ModuleList(
+            # Latte's variant 1: even blocks attend within a frame, odd blocks across frames.
+            VideoDiTBlock(d, preset.heads, preset.mlp_ratio, temporal=i % 2 == 1)
+            for i in range(preset.depth)
+        )
+        self.final_layer = FinalLayer(d, preset.patch, in_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Apply every initialisation rule of the model (DiT's scheme plus PixArt's cross-attn)."""
+
+        # Xavier-uniform for every linear layer, zero bias (transformer default in DiT):
+        def _basic_init(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+        self.apply(_basic_init)
+        # Fixed sin-cos positional tables, spatial (2-D grid) and temporal (frame index):
+        d = self.preset.hidden
+        self.pos_embed.copy_(sincos_2d(d, self.grid).unsqueeze(0))
+        self.temp_embed.copy_(sincos_1d(d, torch.arange(self.num_frames)).unsqueeze(0))
+        # Patch embedding like a linear layer (xavier on the flattened kernel), zero bias:
+        w = self.x_embedder.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.bias)
+        # Timestep MLP: normal(0.02), as in DiT:
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        # Text MLPs keep xavier (not normal(0.02)): the caption must reach cross-attention at
+        # unit scale from the start, or the keys are near-constant and attention near-uniform.
+        for block in self.blocks:
+            # Zero-out adaLN modulation so every block starts as the identity (adaLN-Zero):
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+            # Zero-out the cross-attention output projection (PixArt-alpha), same reason:
+            nn.init.zeros_(block.cross_attn.proj.weight)
+            nn.init.zeros_(block.cross_attn.proj.bias)
+        # Zero-out the final modulation and output layer, so the first prediction is eps = 0:
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def unpatchify(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B*T, N, p*p*C) patch tokens -> (B, T, C, H, W) frames."""
+        p, g, c = self.patch, self.grid, self.in_channels
+        x = x.view(batch, self.num_frames, g, g, p, p, c)  # (B, T, gh, gw, p, p, C)
+        x = x.permute(0, 1, 6, 2, 4, 3, 5)  # (B, T, C, gh, p, gw, p)
+        return x.reshape(batch, self.num_frames, c, g * p, g * p)  # (B, T, C, H, W)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict the noise of x (B, T, C, H, W) at timesteps t (B,), given text (B, L, E)."""
+        dtype = self.x_embedder.weight.dtype  # inputs follow the model's precision (fp32/bf16)
+        b, f = x.shape[:2]
+        mask = text_mask.bool()  # (B, L) True = real token
+        # Zero the padding states so arbitrary padding values cannot leak in (also not inf/NaN).
+        y = text_states.to(dtype).masked_fill(~mask[..., None], 0.0)  # (B, L, E)
+        x = self.x_embedder(x.to(dtype).flatten(0, 1))  # (B*T, D, H/p, W/p)
+        x = x.flatten(2).transpose(1, 2)  # (B*T, N, D)
+        x = x.view(b, f, -1, x.shape[-1])  # (B, T, N, D)
+        x = x + self.pos_embed.to(dtype).unsqueeze(1)  # (B, T, N, D) same grid in each frame
+        x = x + self.temp_embed.to(dtype).unsqueeze(2)  # (B, T, N, D) frame index
+        x = x.flatten(1, 2)  # (B, T*N, D)
+        n_valid = mask.sum(dim=1, keepdim=True).clamp(min=1).to(dtype)  # (B, 1)
+        pooled = y.sum(dim=1) / n_valid  # (B, E) masked mean (zero for an empty caption)
+        c = self.t_embedder(t.to(x.device)) + self.text_pooler(pooled)  # (B, D)
+        y = self.text_embedder(y)  # (B, L, D)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, c, y, mask, f, use_reentrant=False)  # (B, T*N, D)
+            else:
+                x = block(x, c, y, mask, f)  # (B, T*N, D)
+        x = self.final_layer(x, c)  # (B, T*N, p*p*C)
+        return self.unpatchify(x.view(b * f, -1, x.shape[-1]), b)  # (B, T, C, H, W)
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """Return (total, trainable) parameter counts; works on the meta device and under ZeRO-3."""
+    total = trainable = 0
+    for p in module.parameters():
+        n = getattr(p, "ds_numel", p.numel())  # ZeRO-3 keeps only a shard locally
+        total += n
+        trainable += n if p.requires_grad else 0
+    return total, trainable
+
+
+#################################################################################
+#                                   DiT Configs                                 #
+#################################################################################
+
+DIT_PRESETS: dict[str, DiTPreset] = {
+    "tiny": DiTPreset(depth=4, hidden=96, heads=4, patch=4),  # ~0.9M params: CPU tests and demo
+    "small": DiTPreset(depth=12, hidden=384, heads=6, patch=2),  # DiT-S/2 width and depth
+    "base": DiTPreset(depth=12, hidden=768, heads=12, patch=2),  # DiT-B/2 width and depth
+    "d14": DiTPreset(depth=14, hidden=1152, heads=16, patch=2),  # TinyFusion DiT-D14/2
+}
+
+
+def get_preset(name: str) -> DiTPreset:
+    """Look up a preset by name; an unknown name raises ConfigError listing the valid ones."""
+    try:
+        return DIT_PRESETS[name]
+    except KeyError:
+        valid = ", ".join(sorted(DIT_PRESETS))
+        raise ConfigError(f"unknown DiT preset {name!r}; choose one of: {valid}") from None

@@ -1,0 +1,479 @@
+"""Train one run (one variant × one seed) with DeepSpeed: ZeRO 0–3, bf16, EMA, exact resume.
+
+Reads top to bottom: setup distributed → run dir → data → model → DeepSpeed engine → resume →
+train loop (NaN guard, signals, EMA, metrics, checkpoints) → samples → summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from text2sign import checkpoint, distributed
+from text2sign.config import Config
+from text2sign.data import open_dataset
+from text2sign.data.stream import MicroBatchSampler, step_generator
+from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, ConfigError
+from text2sign.metadata import collect_metadata
+from text2sign.modeling import build_model
+from text2sign.models.ema import EMA
+from text2sign.rundir import RunDir, Stopwatch, now_iso
+from text2sign.sampling import SampleWriter, make_diffusion
+from text2sign.telemetry import Telemetry
+from text2sign.writers import CSVWriter, JSONLWriter, MetricsLogger, TensorBoardWriter
+
+STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+
+class StopFlag:
+    """Set by SIGUSR2/SIGTERM; the loop finishes the current step, checkpoints and exits 75."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        for s in STOP_SIGNALS:
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+
+def deepspeed_config(cfg: Config, world_size: int) -> dict[str, Any]:
+    """The packaged DeepSpeed JSON template, with everything the text2sign config owns filled in."""
+    path = resources.files("text2sign") / "configs" / "deepspeed" / cfg.train.deepspeed_config
+    try:
+        ds = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"key 'train.deepspeed_config': no such template {path}") from None
+    ds.pop("_comment", None)
+    t = cfg.train
+    ds.update(
+        train_micro_batch_size_per_gpu=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        train_batch_size=t.batch_size * t.grad_accum * world_size,
+        gradient_clipping=t.grad_clip,
+        bf16={"enabled": t.precision == "bf16"},
+    )
+    ds["zero_optimization"] = {**ds.get("zero_optimization", {}), "stage": t.zero_stage}
+    return ds
+
+
+def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict[str, Any]]:
+    """AdamW groups: the DiT at train.lr, a finetuned text encoder at text.lr."""
+    dit = [p for p in model.dit.parameters() if p.requires_grad]
+    groups = [{"params": dit, "lr": cfg.train.lr, "name": "dit"}]
+    if model.text_encoder is not None:
+        te = [p for p in model.text_encoder.parameters() if p.requires_grad]
+        groups.append({"params": te, "lr": cfg.text.lr or cfg.train.lr, "name": "text_encoder"})
+    return groups
+
+
+def total_steps(cfg: Config, per_epoch_micro: int) -> int:
+    steps = cfg.train.epochs * per_epoch_micro // cfg.train.grad_accum
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps
+
+
+def train(cfg: Config, run_dir: Path) -> int:
+    """Run (or resume) training; return the process exit code (see text2sign.errors)."""
+    # -- 1. distributed + run dir -----------------------------------------------------------
+    stop = StopFlag()
+    env = distributed.init()
+    _quiet_libraries()
+    run = RunDir(run_dir)
+    if env.is_main:
+        run.prepare(cfg)
+    distributed.barrier()
+    if run.completed:
+        if env.is_main:
+            print(f"[text2sign] {run_dir}: already COMPLETED; nothing to do", flush=True)
+        return EXIT_OK
+    torch.manual_seed(cfg.train.seed)  # model init is identical on every rank and every resume
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    # -- 2. data ----------------------------------------------------------------------------
+    data_kwargs = dict(
+        num_frames=cfg.data.num_frames,
+        size=cfg.data.image_size,
+        val_fraction=cfg.data.val_fraction,
+        cache_dir=cfg.data.cache_dir,
+        strict=cfg.data.strict,
+        seed=cfg.data.split_seed,
+    )
+    if env.is_main:  # rank 0 decodes the cache once; the others then memory-map it
+        train_ds, val_ds = open_dataset(cfg.data.root, **data_kwargs)
+    distributed.barrier()
+    if not env.is_main:
+        train_ds, val_ds = open_dataset(cfg.data.root, **data_kwargs)
+    micro_per_epoch = MicroBatchSampler(
+        len(train_ds), batch_size=cfg.train.batch_size, rank=0, world_size=env.world_size, seed=0
+    ).per_epoch
+    n_steps = total_steps(cfg, micro_per_epoch)
+
+    # -- 3. model -----------------------------------------------------------------------------
+    captions = sorted(set(train_ds.captions) | set(val_ds.captions))
+    if env.is_main:  # the tiny tokenizer is trained and saved once, then reloaded by all ranks
+        build_model(cfg, run.path, captions)
+    distributed.barrier()
+    built = build_model(cfg, run.path, captions)
+    built.text.to(env.device)
+    counts = built.parameter_counts()
+
+    # -- 4. DeepSpeed engine ------------------------------------------------------------------
+    import deepspeed
+
+    optimizer = torch.optim.AdamW(
+        param_groups(built.model, cfg), lr=cfg.train.lr, betas=cfg.train.betas,
+        weight_decay=cfg.train.weight_decay,
+    )  # fmt: skip
+    warmup = cfg.train.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
+    engine, _, _, _ = deepspeed.initialize(
+        model=built.model,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(cfg, env.world_size),
+    )
+    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
+    diffusion = make_diffusion(cfg)
+    ema = EMA(engine.module, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
+
+    # -- 5. resume ----------------------------------------------------------------------------
+    step = 0
+    tag = run.latest_checkpoint()
+    if tag is not None:
+        client = checkpoint.load(
+            engine, run.checkpoints, tag, rank=env.rank, config_hash=cfg.hash()
+        )
+        step = int(client["step"])
+        if ema is not None:
+            ema.load_state_dict(client["ema"])
+    resumed_from = step if tag is not None else None
+
+    # -- 6. outputs (rank 0 writes shared files) ---------------------------------------------
+    telemetry_csv = (
+        run.gpu_memory_csv if env.is_main else run.path / f"gpu_memory.rank{env.rank}.csv"
+    )
+    telemetry = Telemetry(
+        telemetry_csv, interval_s=cfg.telemetry.interval_s, device=env.device, rank=env.rank
+    )
+    telemetry.step = step
+    telemetry.start()
+    logger = MetricsLogger([])
+    if env.is_main:
+        logger = MetricsLogger(
+            [
+                CSVWriter(run.metrics_csv, resume_step=resumed_from),
+                JSONLWriter(run.metrics_jsonl, resume_step=resumed_from),
+                TensorBoardWriter(run.tb, every=cfg.train.log_every, resume_step=resumed_from),
+            ]
+        )
+        meta = collect_metadata(env, telemetry, counts, run_dir=run.path)
+        meta["resumed_from_step"] = resumed_from
+        from text2sign import atomic
+
+        atomic.write_json(run.metadata, meta)
+        run.write_status("RUNNING", step=step, total=n_steps)
+        _print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
+    sampler = (
+        SampleWriter(cfg, built, diffusion, val_ds, run, logger.tensorboard)
+        if env.is_main
+        else None
+    )
+    progress = _Progress(n_steps, step, env.is_main)
+
+    sampler_stream = MicroBatchSampler(
+        len(train_ds), batch_size=cfg.train.batch_size, rank=env.rank,
+        world_size=env.world_size, seed=cfg.train.seed, start=step * cfg.train.grad_accum,
+    )  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_sampler=sampler_stream, num_workers=cfg.data.num_workers,
+        collate_fn=_collate, persistent_workers=cfg.data.num_workers > 0,
+    )  # fmt: skip
+    batches = iter(loader)
+
+    # -- 7. train loop ------------------------------------------------------------------------
+    clock = Stopwatch()
+    last_ckpt = step
+    engine.train()
+    exit_code, final_state, reason = EXIT_OK, "COMPLETED", ""
+    try:
+        while step < n_steps:
+            t0 = time.perf_counter()
+            micro_losses = []
+            for micro in range(cfg.train.grad_accum):
+                batch = next(batches)
+                g = step_generator(cfg.train.seed, env.rank, step, micro)
+                loss = _micro_step_loss(engine, built, diffusion, batch, g, cfg, env.device, dtype)
+                if cfg.train.nan_at_step == step + 1:
+                    loss = loss * float("nan")  # fault injection (train.nan_at_step), for tests
+                # NaN guard, before any backward/optimizer step, agreed on by all ranks.
+                if distributed.all_reduce_max(0.0 if torch.isfinite(loss) else 1.0) > 0:
+                    raise _NonFinite(step + 1)
+                engine.backward(loss)
+                engine.step()
+                micro_losses.append(loss.item())
+            step += 1
+            telemetry.step = step
+            if ema is not None:
+                ema.update(engine.module, step)
+            dt = time.perf_counter() - t0
+            loss_value = distributed.all_reduce_mean(sum(micro_losses) / len(micro_losses))
+            peak, kind = telemetry.window_peak()
+            peak = int(distributed.all_reduce_max(float(peak)))
+            samples = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
+            epoch, _ = sampler_stream.position(step * cfg.train.grad_accum)
+            logger.log(
+                step,
+                {
+                    "epoch": epoch,
+                    "loss": loss_value,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": _grad_norm(engine),
+                    "samples_per_s": samples / dt,
+                    "step_time_s": dt,
+                    "peak_memory_bytes": peak,
+                    "memory_kind": kind,
+                    "wall_time_s": clock.elapsed(),
+                },
+            )
+            progress.update(step, loss_value, samples / dt, cfg.train.log_every)
+            if cfg.train.sample_every and step % cfg.train.sample_every == 0:
+                _write_samples(sampler, engine, ema, step, cfg)
+            stopping = distributed.all_reduce_max(1.0 if stop.signum else 0.0) > 0
+            if step % cfg.train.checkpoint_every == 0 or step == n_steps or stopping:
+                _save(
+                    engine,
+                    run,
+                    step,
+                    ema,
+                    cfg,
+                    env,
+                    sampler_stream,
+                    keep=cfg.train.keep_checkpoints,
+                )
+                last_ckpt = step
+            if stopping and step < n_steps:
+                sig = signal.Signals(stop.signum).name if stop.signum else "a peer rank's signal"
+                exit_code, final_state = EXIT_REQUEUE, "PREEMPTED"
+                reason = f"{sig} at step {step}; checkpointed, requeue to resume"
+                break
+        else:
+            if step != last_ckpt:
+                _save(
+                    engine,
+                    run,
+                    step,
+                    ema,
+                    cfg,
+                    env,
+                    sampler_stream,
+                    keep=cfg.train.keep_checkpoints,
+                )
+            if cfg.train.num_samples:
+                _write_samples(sampler, engine, ema, step, cfg)
+    except _NonFinite as e:
+        exit_code, final_state = EXIT_FAILURE, "FAILED"
+        reason = (
+            f"non-finite loss at step {e.step}; last good checkpoint: {run.latest_checkpoint()}"
+        )
+    except BaseException as e:
+        if env.is_main:
+            run.write_status("FAILED", step=step, total=n_steps, reason=f"{type(e).__name__}: {e}")
+        telemetry.stop()
+        raise
+    telemetry.stop()
+
+    # -- 8. summary + status ------------------------------------------------------------------
+    if env.is_main:
+        logger.close()
+        _write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
+        run.write_status(final_state, step=step, total=n_steps, reason=reason)
+        meta = json.loads(run.metadata.read_text())
+        meta.update(ended_at=now_iso(), wall_time_s=round(clock.elapsed(), 3))
+        from text2sign import atomic
+
+        atomic.write_json(run.metadata, meta)
+        print(f"[text2sign] {final_state} at step {step}/{n_steps} {reason}".rstrip(), flush=True)
+    if final_state == "FAILED":
+        print(f"text2sign: error: {reason}", file=sys.stderr, flush=True)
+    distributed.barrier()
+    return exit_code
+
+
+def _quiet_libraries() -> None:
+    """Batch logs stay readable: no per-file progress bars from transformers, DS at warnings."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    from deepspeed.utils import logger as ds_logger
+
+    ds_logger.setLevel(logging.WARNING)
+
+
+class _NonFinite(Exception):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "video": torch.stack([it["video"] for it in items]),  # (B, T, C, H, W)
+        "caption": [it["caption"] for it in items],
+        "index": [it["index"] for it in items],
+    }
+
+
+def _micro_step_loss(
+    engine, built, diffusion, batch, g, cfg: Config, device, dtype
+) -> torch.Tensor:
+    """ε-prediction MSE on one micro-batch; all randomness drawn from the step generator ``g``."""
+    x0 = batch["video"].to(device)  # (B, T, C, H, W) in [-1, 1]
+    b = x0.shape[0]
+    drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG
+    captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist(), strict=True)]
+    t = torch.randint(0, diffusion.num_timesteps, (b,), generator=g).to(device)  # (B,)
+    noise = torch.randn(x0.shape, generator=g).to(device)  # (B, T, C, H, W)
+    x_t = diffusion.q_sample(x0, t, noise)
+    text = built.encode(captions, device)
+    eps = engine(x_t.to(dtype), t, **text)  # (B, T, C, H, W)
+    return F.mse_loss(eps.float(), noise)
+
+
+def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:
+    """Collective (ZeRO-3 gathers the weights on every rank); rank 0 samples and writes."""
+    if ema is not None:
+        weights, kind = ema.state_dict(), "ema"
+    else:
+        weights, kind = gathered_weights(engine.module, cfg.train.zero_stage), "raw"
+    if sampler is not None:
+        sampler.write(step, weights, kind)
+    distributed.barrier()
+
+
+def gathered_weights(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:
+    """Full fp32 copies of every parameter; under ZeRO-3 gathered from all ranks (collective)."""
+    params = dict(module.named_parameters())
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
+            return {n: p.detach().float().cpu().clone() for n, p in params.items()}
+    return {n: p.detach().float().cpu().clone() for n, p in params.items()}
+
+
+def _grad_norm(engine) -> float:
+    gn = engine.get_global_grad_norm()
+    if gn is None:
+        return float("nan")
+    return float(gn.item() if torch.is_tensor(gn) else gn)
+
+
+def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream, keep: int) -> None:
+    epoch, pos = stream.position(step * cfg.train.grad_accum)
+    client = {
+        "step": step,
+        "epoch": epoch,
+        "data_position": pos,
+        "micro_batches_consumed": step * cfg.train.grad_accum,
+        "config_hash": cfg.hash(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "world_size": env.world_size,
+    }
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(
+        engine, run.checkpoints, step=step, rank=env.rank, client_state=client, keep=keep
+    )
+
+
+def _write_summary(run, cfg, env, counts, wall, telemetry, step) -> None:
+    """summary.json from the whole metrics CSV, so it spans every attempt of a resumed run."""
+    from text2sign import atomic
+
+    rows = _read_rows(run.metrics_csv)
+    losses = [float(r["loss"]) for r in rows]
+    tail = losses[-max(1, len(losses) // 10) :]  # "final loss": mean of the last 10% of steps
+    step_times = [float(r["step_time_s"]) for r in rows]
+    old = json.loads(run.summary.read_text()) if run.summary.exists() else {}
+    global_batch = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
+    summary = {
+        "variant": cfg.variant,
+        "seed": cfg.train.seed,
+        "steps": step,
+        "world_size": env.world_size,
+        "final_loss": (sum(tail) / len(tail)) if tail else None,
+        "final_loss_definition": "mean training loss over the last 10% of steps",
+        "train_time_s": round(old.get("train_time_s", 0.0) + wall, 3),
+        "train_time_definition": "wall time of the training loops of all attempts",
+        "samples_per_s_median": global_batch / median(step_times) if step_times else None,
+        "step_time_s_median": median(step_times) if step_times else None,
+        "peak_memory_bytes": max((int(r["peak_memory_bytes"]) for r in rows), default=None),
+        "peak_memory_kind": "cuda_max_allocated" if env.device.type == "cuda" else "process_rss",
+        "telemetry_backend": telemetry.backend,
+        **telemetry.cuda_peaks(),
+        **counts,
+    }
+    summary = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in summary.items()
+    }
+    atomic.write_json(run.summary, summary)
+
+
+def _read_rows(csv_path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not csv_path.exists():
+        return []
+    with open(csv_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _print_startup(cfg: Config, env, counts, n_steps: int, step: int, micro_per_epoch: int) -> None:
+    global_batch = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
+    print(
+        f"[text2sign] variant={cfg.variant} profile={cfg.profile} seed={cfg.train.seed} "
+        f"world={env.world_size} ({env.backend}, {env.device.type}) zero={cfg.train.zero_stage} "
+        f"precision={cfg.train.precision}\n"
+        f"[text2sign] DiT {counts['params_dit'] / 1e6:.2f}M params, text encoder "
+        f"{counts['params_text_encoder'] / 1e6:.2f}M ({'finetuned' if cfg.text.finetune else 'frozen'}), "
+        f"trainable {counts['params_trainable'] / 1e6:.2f}M\n"
+        f"[text2sign] global batch {global_batch} clips = {global_batch * cfg.data.num_frames} frames/step, "
+        f"{micro_per_epoch // cfg.train.grad_accum} steps/epoch, {n_steps} steps"
+        + (f", resuming at step {step}" if step else ""),
+        flush=True,
+    )
+
+
+class _Progress:
+    """tqdm on a terminal; plain periodic lines in batch logs."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+        self.enabled, self.total = enabled, total
+
+    def update(self, step: int, loss: float, sps: float, every: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", sps=f"{sps:.1f}")
+        elif self.enabled and (step % every == 0 or step == self.total):
+            print(
+                f"[text2sign] step {step}/{self.total} loss {loss:.4f} {sps:.1f} samples/s",
+                flush=True,
+            )

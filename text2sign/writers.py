@@ -1,0 +1,147 @@
+"""Metric writers behind one interface: ``log(step, metrics)``.
+
+CSV and JSON-lines get a row per optimizer step (the collector reads the CSV); TensorBoard gets
+scalars every ``log_every`` steps, plus images and text. On resume every writer drops what was
+logged after the checkpoint step, so each step appears exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+METRIC_COLUMNS = (
+    "step",
+    "epoch",
+    "loss",
+    "lr",
+    "grad_norm",
+    "samples_per_s",
+    "step_time_s",
+    "peak_memory_bytes",
+    "memory_kind",
+    "wall_time_s",
+)
+
+
+class Writer(Protocol):
+    def log(self, step: int, metrics: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _keep_rows_upto(path: Path, step: int, parse_step) -> None:
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if (s := parse_step(ln)) is None or s <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
+
+
+class CSVWriter:
+    """Append-only CSV with a fixed header (``METRIC_COLUMNS``)."""
+
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+        self.path = path
+        if resume_step is not None:
+            _keep_rows_upto(path, resume_step, _csv_step)
+        new = not path.exists() or path.stat().st_size == 0
+        self._f = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._w = csv.DictWriter(self._f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        if new:
+            self._w.writeheader()
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        self._w.writerow({"step": step, **metrics})
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _csv_step(line: str) -> int | None:
+    head = line.split(",", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _jsonl_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class JSONLWriter:
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+        if resume_step is not None:
+            _keep_rows_upto(path, resume_step, _jsonl_step)
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        clean = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in metrics.items()
+        }
+        self._f.write(json.dumps({"step": step, **clean}) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class TensorBoardWriter:
+    """Scalars every ``every`` steps; ``purge_step`` discards events after a resumed checkpoint."""
+
+    def __init__(self, logdir: Path, every: int, resume_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        purge = resume_step + 1 if resume_step is not None else None
+        self.tb = SummaryWriter(log_dir=str(logdir), purge_step=purge)
+        self.every = every
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if step % self.every:
+            return
+        for key, value in metrics.items():
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                self.tb.add_scalar(f"train/{key}", value, step)
+
+    def add_video_frames(self, tag: str, frames: np.ndarray, step: int) -> None:
+        """``frames``: uint8 (T, H, W, 3), shown as one row of images."""
+        self.tb.add_images(tag, frames, step, dataformats="NHWC")
+
+    def add_text(self, tag: str, text: str, step: int) -> None:
+        self.tb.add_text(tag, text, step)
+
+    def close(self) -> None:
+        self.tb.flush()
+        self.tb.close()
+
+
+class MetricsLogger:
+    """Fan-out of ``log(step, metrics)`` to every backend; a no-op on ranks other than 0."""
+
+    def __init__(self, writers: list[Writer]) -> None:
+        self.writers = writers
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        for w in self.writers:
+            w.log(step, metrics)
+
+    @property
+    def tensorboard(self) -> TensorBoardWriter | None:
+        return next((w for w in self.writers if isinstance(w, TensorBoardWriter)), None)
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
