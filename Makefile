@@ -68,3 +68,14 @@ bench: $(STAMP)  ## measure and write BENCHMARKS.md
 
 clean:  ## remove the venv and generated data (never results/)
 	rm -rf $(VENV) data *.egg-info
+
+# ---- local SLURM cluster (slurm/local/): root, Debian; see slurm/local/README.md ----
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up:  ## install (apt) and start the local SLURM cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd n1+n2)
+	bash slurm/local/cluster.sh up
+
+cluster-down:  ## stop the local SLURM cluster (cancels its jobs)
+	bash slurm/local/cluster.sh down
+
+cluster-status:  ## show the local SLURM cluster
+	bash slurm/local/cluster.sh status

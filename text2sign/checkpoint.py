@@ -20,7 +20,8 @@ from text2sign import atomic
 from text2sign.distributed import barrier
 from text2sign.errors import RunDirError
 
-MODEL_STATES = "mp_rank_00_model_states.pt"
+# The rank-0 file holding the module and our client state: ZeRO-3 names it per data-parallel rank.
+MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
 
 
 def tag_for(step: int) -> str:
@@ -91,7 +92,10 @@ def load(engine, ckpt_dir: Path, tag: str, *, rank: int, config_hash: str) -> di
 
 def read_client_state(ckpt_dir: Path, tag: str) -> dict[str, Any]:
     """The rank-0 model-states file: DeepSpeed stores the client state at its top level."""
-    return torch.load(ckpt_dir / tag / MODEL_STATES, map_location="cpu", weights_only=False)
+    for name in MODEL_STATES:
+        if (ckpt_dir / tag / name).exists():
+            return torch.load(ckpt_dir / tag / name, map_location="cpu", weights_only=False)
+    raise RunDirError(f"{ckpt_dir / tag}: no DeepSpeed model-states file")
 
 
 def fp32_weights(ckpt_dir: Path, tag: str, *, zero_stage: int) -> dict[str, torch.Tensor]:

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved config (or the key reference)")
     _add_config_args(p)
     p.add_argument("--keys", action="store_true", help="print every key with default and meaning")
+    p.add_argument("--markdown", action="store_true", help="with --keys: the README's table")
+
+    p = sub.add_parser("collect", help="comparison tables + report of a study's runs")
+    p.add_argument("study", type=Path, help="results/<study>")
+    p.add_argument("--no-plots", action="store_true")
 
     sub.add_parser("doctor", help="versions, GPUs (torch + NVML), DeepSpeed accelerator, paths")
     return parser
@@ -117,6 +122,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     from text2sign.config import describe_fields, dump_yaml, load_config
 
+    if args.keys and args.markdown:
+        from text2sign.config import reference_markdown
+
+        print(reference_markdown(), end="")
+        return EXIT_OK
     if args.keys:
         for key, default, desc in describe_fields():
             print(f"{key:32s} {default:26s} {desc}")
@@ -132,6 +142,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from text2sign.collect import collect
+
+    collect(args.study, plots=not args.no_plots)
+    print((args.study / "comparison_table.md").read_text(), end="")
+    print(f"tables and report: {args.study}/comparison_table.{{csv,md}}, {args.study}/report.md")
+    return EXIT_OK
+
+
 def _cmd_doctor(_: argparse.Namespace) -> int:
     from text2sign.doctor import report
 
@@ -140,7 +159,7 @@ def _cmd_doctor(_: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "data": _cmd_data, "config": _cmd_config,
-            "doctor": _cmd_doctor}  # fmt: skip
+            "collect": _cmd_collect, "doctor": _cmd_doctor}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

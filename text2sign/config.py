@@ -322,3 +322,11 @@ def describe_fields(
             default = field.get_default(call_default_factory=True)
             rows.append((prefix + name, json.dumps(default), field.description or ""))
     return rows
+
+
+def reference_markdown() -> str:
+    """The README's configuration reference table (a test keeps the README in sync)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, desc in describe_fields():
+        lines.append(f"| `{key}` | `{default}` | {desc} |")
+    return "\n".join(lines) + "\n"

@@ -114,3 +114,28 @@ def test_errors_are_config_errors(tmp_path: Path) -> None:
         build(tmp_path / "enc", captions=None)
     with pytest.raises(ConfigError, match="n_layers"):
         build(None, tiny_config={"layers": 3})
+
+
+def test_tokenizer_vocabulary_is_identical_across_processes():
+    """Regression: WordPieceTrainer's tie-breaking made each run's vocabulary different."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from text2sign.models.text_encoder import train_tokenizer;"
+        "from text2sign.data.synth import all_captions;"
+        "t = train_tokenizer(all_captions(), vocab_size=128, max_tokens=16);"
+        "print(sorted(t.get_vocab().items()))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout  # fmt: skip
+        for seed in (1, 2, 3)
+    }
+    assert len(outs) == 1 and "'hello'" in outs.pop()

@@ -109,19 +109,34 @@ def _load(path: str | Path) -> tuple[nn.Module, Any]:
 
 
 def train_tokenizer(captions: list[str], *, vocab_size: int, max_tokens: int) -> Any:
-    """Train a lowercase WordPiece tokenizer on captions, wrapped for ``transformers``."""
+    """Learn a lowercase WordPiece tokenizer from the captions, wrapped for ``transformers``.
+
+    The vocabulary is every caption word (most frequent first, ties alphabetical, up to
+    ``vocab_size``) plus single-character pieces, so unseen words still tokenize. We do not use
+    ``WordPieceTrainer``: it breaks merge ties in a per-process random order (Rust hash maps),
+    which gave different vocabularies, hence different runs, for the same captions.
+    """
+    from collections import Counter
+
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()  # splits words and punctuation
-    trainer = WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS
-    )
-    # Sorted unique captions: the result must not depend on the dataset's file order.
-    tok.train_from_iterator(sorted(set(captions)), trainer=trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.Whitespace()  # splits words and punctuation
+    words: Counter[str] = Counter()
+    for caption in captions:
+        words.update(
+            w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(caption))
+        )
+    chars = sorted({c for w in words for c in w})
+    pieces = chars + [f"##{c}" for c in chars]
+    budget = max(0, vocab_size - len(SPECIAL_TOKENS) - len(pieces))
+    ranked = sorted(words, key=lambda w: (-words[w], w))
+    whole = [w for w in ranked if w not in pieces][:budget]
+    vocab = SPECIAL_TOKENS + pieces + sorted(whole)
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(  # BERT-style [CLS] ... [SEP]
         single="[CLS] $A [SEP]",
