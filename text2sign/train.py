@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 import sys
 import time
-from importlib import resources
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 import torch
@@ -24,10 +21,12 @@ from text2sign import checkpoint, distributed
 from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
-from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, ConfigError
+from text2sign.engine import deepspeed_config, gathered_weights, param_groups
+from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE
 from text2sign.metadata import collect_metadata
 from text2sign.modeling import build_model
 from text2sign.models.ema import EMA
+from text2sign.run_report import Progress, print_startup, write_summary
 from text2sign.rundir import RunDir, Stopwatch, now_iso
 from text2sign.sampling import SampleWriter, make_diffusion
 from text2sign.telemetry import Telemetry
@@ -46,36 +45,6 @@ class StopFlag:
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum
-
-
-def deepspeed_config(cfg: Config, world_size: int) -> dict[str, Any]:
-    """The packaged DeepSpeed JSON template, with everything the text2sign config owns filled in."""
-    path = resources.files("text2sign") / "configs" / "deepspeed" / cfg.train.deepspeed_config
-    try:
-        ds = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"key 'train.deepspeed_config': no such template {path}") from None
-    ds.pop("_comment", None)
-    t = cfg.train
-    ds.update(
-        train_micro_batch_size_per_gpu=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        train_batch_size=t.batch_size * t.grad_accum * world_size,
-        gradient_clipping=t.grad_clip,
-        bf16={"enabled": t.precision == "bf16"},
-    )
-    ds["zero_optimization"] = {**ds.get("zero_optimization", {}), "stage": t.zero_stage}
-    return ds
-
-
-def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict[str, Any]]:
-    """AdamW groups: the DiT at train.lr, a finetuned text encoder at text.lr."""
-    dit = [p for p in model.dit.parameters() if p.requires_grad]
-    groups = [{"params": dit, "lr": cfg.train.lr, "name": "dit"}]
-    if model.text_encoder is not None:
-        te = [p for p in model.text_encoder.parameters() if p.requires_grad]
-        groups.append({"params": te, "lr": cfg.text.lr or cfg.train.lr, "name": "text_encoder"})
-    return groups
 
 
 def total_steps(cfg: Config, per_epoch_micro: int) -> int:
@@ -185,13 +154,13 @@ def train(cfg: Config, run_dir: Path) -> int:
 
         atomic.write_json(run.metadata, meta)
         run.write_status("RUNNING", step=step, total=n_steps)
-        _print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
+        print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
     sampler = (
         SampleWriter(cfg, built, diffusion, val_ds, run, logger.tensorboard)
         if env.is_main
         else None
     )
-    progress = _Progress(n_steps, step, env.is_main)
+    progress = Progress(n_steps, step, env.is_main)
 
     sampler_stream = MicroBatchSampler(
         len(train_ds), batch_size=cfg.train.batch_size, rank=env.rank,
@@ -298,7 +267,7 @@ def train(cfg: Config, run_dir: Path) -> int:
     # -- 8. summary + status ------------------------------------------------------------------
     if env.is_main:
         logger.close()
-        _write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
+        write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
         run.write_status(final_state, step=step, total=n_steps, reason=reason)
         meta = json.loads(run.metadata.read_text())
         meta.update(ended_at=now_iso(), wall_time_s=round(clock.elapsed(), 3))
@@ -363,17 +332,6 @@ def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:
     distributed.barrier()
 
 
-def gathered_weights(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:
-    """Full fp32 copies of every parameter; under ZeRO-3 gathered from all ranks (collective)."""
-    params = dict(module.named_parameters())
-    if zero_stage == 3:
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
-            return {n: p.detach().float().cpu().clone() for n, p in params.items()}
-    return {n: p.detach().float().cpu().clone() for n, p in params.items()}
-
-
 def _grad_norm(engine) -> float:
     gn = engine.get_global_grad_norm()
     if gn is None:
@@ -396,84 +354,3 @@ def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream, keep: i
     checkpoint.save(
         engine, run.checkpoints, step=step, rank=env.rank, client_state=client, keep=keep
     )
-
-
-def _write_summary(run, cfg, env, counts, wall, telemetry, step) -> None:
-    """summary.json from the whole metrics CSV, so it spans every attempt of a resumed run."""
-    from text2sign import atomic
-
-    rows = _read_rows(run.metrics_csv)
-    losses = [float(r["loss"]) for r in rows]
-    tail = losses[-max(1, len(losses) // 10) :]  # "final loss": mean of the last 10% of steps
-    step_times = [float(r["step_time_s"]) for r in rows]
-    old = json.loads(run.summary.read_text()) if run.summary.exists() else {}
-    global_batch = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
-    summary = {
-        "variant": cfg.variant,
-        "seed": cfg.train.seed,
-        "steps": step,
-        "world_size": env.world_size,
-        "final_loss": (sum(tail) / len(tail)) if tail else None,
-        "final_loss_definition": "mean training loss over the last 10% of steps",
-        "train_time_s": round(old.get("train_time_s", 0.0) + wall, 3),
-        "train_time_definition": "wall time of the training loops of all attempts",
-        "samples_per_s_median": global_batch / median(step_times) if step_times else None,
-        "step_time_s_median": median(step_times) if step_times else None,
-        "peak_memory_bytes": max((int(r["peak_memory_bytes"]) for r in rows), default=None),
-        "peak_memory_kind": "cuda_max_allocated" if env.device.type == "cuda" else "process_rss",
-        "telemetry_backend": telemetry.backend,
-        **telemetry.cuda_peaks(),
-        **counts,
-    }
-    summary = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-        for k, v in summary.items()
-    }
-    atomic.write_json(run.summary, summary)
-
-
-def _read_rows(csv_path: Path) -> list[dict[str, str]]:
-    import csv
-
-    if not csv_path.exists():
-        return []
-    with open(csv_path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _print_startup(cfg: Config, env, counts, n_steps: int, step: int, micro_per_epoch: int) -> None:
-    global_batch = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
-    print(
-        f"[text2sign] variant={cfg.variant} profile={cfg.profile} seed={cfg.train.seed} "
-        f"world={env.world_size} ({env.backend}, {env.device.type}) zero={cfg.train.zero_stage} "
-        f"precision={cfg.train.precision}\n"
-        f"[text2sign] DiT {counts['params_dit'] / 1e6:.2f}M params, text encoder "
-        f"{counts['params_text_encoder'] / 1e6:.2f}M ({'finetuned' if cfg.text.finetune else 'frozen'}), "
-        f"trainable {counts['params_trainable'] / 1e6:.2f}M\n"
-        f"[text2sign] global batch {global_batch} clips = {global_batch * cfg.data.num_frames} frames/step, "
-        f"{micro_per_epoch // cfg.train.grad_accum} steps/epoch, {n_steps} steps"
-        + (f", resuming at step {step}" if step else ""),
-        flush=True,
-    )
-
-
-class _Progress:
-    """tqdm on a terminal; plain periodic lines in batch logs."""
-
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-        self.enabled, self.total = enabled, total
-
-    def update(self, step: int, loss: float, sps: float, every: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}", sps=f"{sps:.1f}")
-        elif self.enabled and (step % every == 0 or step == self.total):
-            print(
-                f"[text2sign] step {step}/{self.total} loss {loss:.4f} {sps:.1f} samples/s",
-                flush=True,
-            )
