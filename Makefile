@@ -9,15 +9,24 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA   ?= data/synth
-STUDY  ?= demo
-SEEDS  ?= 0
+ifndef STUDY
+STUDY := demo-$(shell date +%Y%m%d-%H%M%S)
+endif
+SEEDS  ?= 0,1
 RESULTS ?= results
+PROFILE ?= tiny
+VARIANT ?= baseline
+SEED   ?= 0
+IMAGE  ?= containers/text2sign.sif
+# User values reach recipes only as (quoted) environment variables, never spliced into shell code.
+export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE
 
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv data demo test lint format bench clean
+.PHONY: help venv data demo test lint format bench clean submit collect status cancel tensorboard \
+	sbatch-train sbatch-collect container container-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,13 +51,9 @@ $(DATA)/.complete: | $(STAMP)
 
 data: $(DATA)/.complete  ## generate the embedded synthetic dataset
 
-demo: $(STAMP) $(DATA)/.complete  ## train the three variants at the tiny profile and print the table
-	@set -e; for v in baseline text_finetuned no_ema; do for s in $(SEEDS); do \
-	  echo "== $$v seed $$s"; \
-	  $(PY) -m text2sign train --profile tiny --variant $$v --set train.seed=$$s \
-	    --set data.root=$(DATA) --run-dir $(RESULTS)/$(STUDY)/$$v/seed$$s; \
-	done; done
-	$(PY) -m text2sign collect $(RESULTS)/$(STUDY)
+demo: $(STAMP) $(DATA)/.complete  ## run the whole study (tiny profile, 3 variants x SEEDS) and print the table
+	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile tiny --study "$$STUDY" \
+	  --results "$$RESULTS" --set data.root="$$DATA" --executor auto --follow
 
 test: $(STAMP)  ## lint + the whole test suite
 	$(VENV)/bin/ruff check text2sign tests jobs bench
@@ -65,6 +70,34 @@ format: $(STAMP)  ## apply ruff format
 bench: $(STAMP)  ## measure and write BENCHMARKS.md
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.run --out BENCHMARKS.md
+
+# ---- the HPC job layer ----------------------------------------------------------------------
+submit: $(STAMP)  ## submit every variant x SEEDS to SLURM: make submit PROFILE=full SEEDS=0,1,2
+	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile "$$PROFILE" --results "$$RESULTS" $(SUBMIT_ARGS)
+
+collect: $(STAMP)  ## tables + report of a study by hand: make collect STUDY=name
+	$(PY) -m text2sign collect "$$RESULTS/$$STUDY"
+
+status: $(STAMP)  ## job state, restarts, progress, ETA: make status STUDY=name
+	$(PY) jobs/status.py "$$RESULTS/$$STUDY"
+
+cancel: $(STAMP)  ## scancel every job of a study: make cancel STUDY=name
+	$(PY) jobs/status.py "$$RESULTS/$$STUDY" --cancel
+
+tensorboard: $(STAMP)  ## TensorBoard over every run of a study: make tensorboard STUDY=name
+	$(VENV)/bin/tensorboard --logdir "$$RESULTS/$$STUDY"
+
+sbatch-train:  ## plain sbatch: make sbatch-train VARIANT=baseline SEED=0 STUDY=name [PROFILE=..]
+	sbatch --export=ALL slurm/train.sbatch
+
+sbatch-collect:  ## plain sbatch: make sbatch-collect STUDY=name
+	sbatch --export=ALL slurm/collect.sbatch
+
+container:  ## apptainer build containers/text2sign.sif (needs apptainer; untested on CI)
+	apptainer build --build-arg COMMIT="$$(git rev-parse HEAD)" "$$IMAGE" containers/text2sign.def
+
+container-check: $(STAMP)  ## parse-check containers/text2sign.def (spython) against setup.cfg
+	$(PY) -m pytest -q tests/unit/test_container.py
 
 clean:  ## remove the venv and generated data (never results/)
 	rm -rf $(VENV) data *.egg-info

@@ -57,7 +57,7 @@ def discover(study: Path) -> list[RunRecord]:
     """Every run dir below ``study`` plus the runs ``study.json`` expected but that never wrote."""
     expected: set[tuple[str, str]] = set()
     plan, _ = _read_json(study / "study.json")
-    for run in (plan or {}).get("runs", []):
+    for run in (plan or {}).get("runs_all") or (plan or {}).get("runs", []):
         expected.add((str(run["variant"]), f"seed{run['seed']}"))
     found = {(p.parent.name, p.name) for p in study.glob("*/seed*") if p.is_dir()}
     records = []

@@ -22,6 +22,7 @@ from text2sign.errors import ConfigError
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
+HASH_EXCLUDED = ("slurm", "container")
 
 
 class Section(BaseModel):
@@ -138,6 +139,50 @@ class TelemetryConfig(Section):
     interval_s: float = Field(1.0, gt=0.0, le=3600, description="NVML/RSS sampling interval.")
 
 
+class SlurmConfig(Section):
+    """Resources of one run's job (ignored by the config hash: they never change results)."""
+
+    partition: str | None = Field(None, description="SLURM partition (sbatch --partition).")
+    account: str | None = Field(None, description="SLURM account to charge (--account).")
+    qos: str | None = Field(None, description="SLURM quality of service (--qos).")
+    time_min: int = Field(60, ge=1, description="Time limit per job in minutes (--time).")
+    nodes: int = Field(1, ge=1, le=1024, description="Nodes per run (multi-node DeepSpeed).")
+    gpus_per_node: int = Field(0, ge=0, le=16, description="GPUs per node (--gpus-per-node).")
+    tasks_per_node: int | None = Field(
+        None, ge=1, le=64, description="Ranks per node (default: gpus_per_node, or 1 on CPU)."
+    )
+    cpus_per_task: int = Field(1, ge=1, le=256, description="CPU cores per rank (--cpus-per-task).")
+    mem_gb: float | None = Field(None, gt=0, description="Memory per node in GB (--mem).")
+    constraint: str | None = Field(None, description="Node feature constraint (--constraint).")
+    extra: list[str] = Field(
+        default_factory=list,
+        description="Extra sbatch flags, e.g. ['--exclusive', '--reservation=x'].",
+    )
+    signal_delay_s: int = Field(
+        120, ge=10, le=3600, description="USR2 this many seconds before the time limit (--signal)."
+    )
+    array_parallelism: int = Field(16, ge=1, description="Runs of a study running at once (%N).")
+    max_requeues: int = Field(3, ge=0, le=100, description="Requeues after timeout per run.")
+
+    def ranks_per_node(self) -> int:
+        return self.tasks_per_node or max(1, self.gpus_per_node)
+
+
+class ContainerConfig(Section):
+    """How the trainer is started on the node (ignored by the config hash)."""
+
+    runtime: Literal["none", "apptainer"] = Field(
+        "none", description="'apptainer' runs the trainer in container.image; 'none' on the host."
+    )
+    image: str | None = Field(None, description="Apptainer image (.sif) built from containers/.")
+    binds: list[str] = Field(
+        default_factory=list, description="Extra bind mounts (results, data, HF cache are added)."
+    )
+    hf_cache: str | None = Field(
+        None, description="Host HF cache bound into the container (default: $HF_HOME)."
+    )
+
+
 class Config(Section):
     """The whole resolved config of one run."""
 
@@ -150,13 +195,20 @@ class Config(Section):
     ema: EMAConfig = Field(default_factory=EMAConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
     def hash(self) -> str:
-        """Stable short hash of the resolved config: a run dir refuses a different one."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable short hash of what determines the results: a run dir refuses a different one.
+
+        ``slurm`` and ``container`` are left out: moving a run to another partition or image,
+        or giving it more time, must not block its resume.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
+        canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 

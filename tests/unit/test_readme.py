@@ -11,7 +11,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_readme_config_reference_matches_the_schema():
     text = README.read_text()
-    start = text.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
+    start = text.index("<!-- config-reference:start -->\n") + len(
+        "<!-- config-reference:start -->\n"
+    )
     end = text.index("<!-- config-reference:end -->")
     assert text[start:end] == reference_markdown(), (
         "README config reference is stale: regenerate with "

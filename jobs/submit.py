@@ -1,0 +1,136 @@
+"""Submit an ablation study: every variant × seed as one SLURM job array, then the collector.
+
+    python jobs/submit.py --variants all --seeds 0,1,2 --profile full --partition gpu --account me
+    python jobs/submit.py --variants baseline,no_ema --executor local --profile tiny   # no SLURM
+    python jobs/submit.py --variants all --dry-run                  # print the sbatch scripts
+
+Bad input is one line on stderr, exit 2, and nothing is submitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # `python jobs/submit.py` from anywhere
+
+from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(f"submit: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="jobs/submit.py", description=__doc__.splitlines()[0])
+    p.add_argument("--variants", default="all", help="'all' or a comma list, e.g. baseline,no_ema")
+    p.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")
+    p.add_argument("--profile", default="tiny", help="tiny | full")
+    p.add_argument("--study", default=None, help="study name (default: date and time)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--config", default=None, help="base config YAML (default: packaged base)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--executor", choices=["auto", "slurm", "local"], default="auto")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the sbatch scripts, submit nothing"
+    )
+    p.add_argument("--resume-study", action="store_true", help="resubmit the runs not COMPLETED")
+    p.add_argument("--follow", action="store_true", help="live status table until the study ends")
+    p.add_argument("--local-parallel", type=int, default=None, help="local runs at once")
+    r = p.add_argument_group("resources (override the profile's slurm.* config)")
+    r.add_argument("--partition")
+    r.add_argument("--account")
+    r.add_argument("--qos")
+    r.add_argument("--time", type=int, dest="time_min", help="time limit in minutes")
+    r.add_argument("--nodes", type=int)
+    r.add_argument("--gpus-per-node", type=int)
+    r.add_argument("--tasks-per-node", type=int)
+    r.add_argument("--cpus-per-task", type=int)
+    r.add_argument("--mem", type=float, dest="mem_gb", help="memory per node in GB")
+    r.add_argument("--constraint")
+    r.add_argument(
+        "--sbatch-extra", action="append", default=[], help="e.g. --sbatch-extra=--exclusive"
+    )
+    r.add_argument("--signal", help="USR2@SECONDS: signal lead time before the time limit")
+    r.add_argument("--array-parallelism", type=int)
+    c = p.add_argument_group("container")
+    c.add_argument("--runtime", choices=["none", "apptainer"], help="container.runtime")
+    c.add_argument("--image", help="container.image (an Apptainer .sif)")
+    return p
+
+
+def resource_overrides(args: argparse.Namespace) -> list[str]:
+    """CLI resource flags → ``--set slurm.*`` / ``container.*`` overrides (validated like any)."""
+    out = []
+    for key in ("partition", "account", "qos", "time_min", "nodes", "gpus_per_node", "tasks_per_node",
+                "cpus_per_task", "mem_gb", "constraint", "array_parallelism"):  # fmt: skip
+        value = getattr(args, key)
+        if value is not None:
+            out.append(f"slurm.{key}={value}")
+    if args.sbatch_extra:
+        out.append("slurm.extra=[" + ",".join(f"'{x}'" for x in args.sbatch_extra) + "]")
+    if args.signal:
+        m = re.fullmatch(r"(?:SIG)?USR2@(\d+)", args.signal)
+        if not m:
+            raise UsageError(
+                f"--signal {args.signal!r}: expected USR2@SECONDS (submitit uses USR2)"
+            )
+        out.append(f"slurm.signal_delay_s={m.group(1)}")
+    if args.runtime:
+        out.append(f"container.runtime={args.runtime}")
+    if args.image:
+        out.append(f"container.image={args.image}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from jobs import study as S
+
+    try:
+        args = build_parser().parse_args(argv)
+        p = S.plan(
+            variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
+            results=args.results, overrides=[*args.overrides, *resource_overrides(args)],
+            config_file=args.config, executor=args.executor, resume=args.resume_study,
+        )  # fmt: skip
+        if args.dry_run:
+            print(
+                f"# study {p.name}: {len(p.runs)} runs, executor {p.executor} (dry run: nothing submitted)"
+            )
+            for text in S.sbatch_texts(p):
+                print(text)
+            return EXIT_OK
+        record = S.submit(p, local_parallel=args.local_parallel)
+    except UsageError as e:
+        print(f"submit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"study {p.name}: {len(p.runs)} runs submitted ({p.executor}) -> {p.dir}")
+    if p.executor == "slurm":
+        print(f"  arrays {', '.join(record['array_job_ids'])}, collector {record['collector_job_id']} "
+              f"(afterany)\n  follow: python jobs/status.py {p.dir} --follow   "
+              f"(make status STUDY={p.name})")  # fmt: skip
+        if args.follow:
+            from jobs.status import follow
+
+            follow(p.dir)
+            table = p.dir / "comparison_table.md"
+            print(table.read_text() if table.exists() else f"no table: see {p.dir}/submitit/ logs")
+    else:
+        table = p.dir / "comparison_table.md"
+        print(table.read_text() if table.exists() else f"no table: see {p.dir}/submitit/ logs")
+        if record.get("failed_runs"):
+            print(f"submit: error: runs not COMPLETED: {', '.join(record['failed_runs'])} "
+                  f"(logs: {p.dir}/submitit/)", file=sys.stderr)  # fmt: skip
+            return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The real SLURM cluster (``make cluster-up``): submission, arrays, collector, 2 nodes, requeue.
+
+Every study is submitted once by a module fixture, so they share the cluster's slots; each test
+then waits for its own jobs. With ``T2S_REQUIRE_SLURM=1`` (CI) a missing cluster is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from jobs.status import render, table
+from jobs.study import slurm_reachable
+from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
+from text2sign.checkpoint import fp32_weights
+
+pytestmark = pytest.mark.cluster
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+WAIT_S = 900
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    if not slurm_reachable():
+        msg = "no SLURM cluster answers (run `make cluster-up`)"
+        if os.environ.get("T2S_REQUIRE_SLURM") == "1":
+            pytest.fail(f"T2S_REQUIRE_SLURM=1 but {msg}")
+        pytest.skip(f"{msg}; set T2S_REQUIRE_SLURM=1 to make this a failure")
+
+
+def submit(results: Path, study: str, data: Path, *args: str) -> dict:
+    sets = [
+        x
+        for s in [*TINY_TEST_SETS, f"data.root={data}", "train.num_samples=1"]
+        for x in ("--set", s)
+    ]
+    cmd = [sys.executable, "jobs/submit.py", "--executor", "slurm", "--profile", "tiny", "--study",
+           study, "--results", str(results), *sets, *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((results / study / "study.json").read_text())
+    record["_submit_s"] = time.monotonic() - t0
+    return record
+
+
+def sacct(job: str) -> dict[str, str]:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", job],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job]
+    return dict(zip(["job", "state", "start", "end"], rows[-1], strict=True)) if rows else {}
+
+
+def wait_for(job: str, states=TERMINAL, timeout: float = WAIT_S) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = sacct(job)
+        if info.get("state", "").split()[0:1] and info["state"].split()[0] in states:
+            return info
+        time.sleep(2)
+    raise AssertionError(f"job {job} did not reach {states} in {timeout}s: {sacct(job)}")
+
+
+@pytest.fixture(scope="module")
+def studies(slurm, synth_data, tmp_path_factory) -> dict:
+    results = tmp_path_factory.mktemp("results")
+    long = ["--set", "train.max_steps=40", "--set", "train.checkpoint_every=100"]
+    return {
+        "results": results,
+        "all": submit(
+            results, "all", synth_data, "--variants", "all", "--set", "train.max_steps=6"
+        ),
+        "two_node": submit(
+            results,
+            "two_node",
+            synth_data,
+            "--variants",
+            "baseline",
+            "--nodes",
+            "2",
+            "--tasks-per-node",
+            "1",
+            "--set",
+            "train.max_steps=6",
+        ),  # fmt: skip
+        "requeue": submit(results, "requeue", synth_data, "--variants", "baseline", *long),
+        "reference": submit(results, "reference", synth_data, "--variants", "baseline", *long),
+        "nan": submit(
+            results,
+            "nan",
+            synth_data,
+            "--variants",
+            "no_ema",
+            "--set",
+            "train.max_steps=6",
+            "--set",
+            "train.nan_at_step=2",
+        ),  # fmt: skip
+    }
+
+
+def test_all_variants_array_then_collector(studies):
+    rec = studies["all"]
+    assert rec["_submit_s"] < 30 and len(rec["array_job_ids"]) == 1
+    collector = wait_for(rec["collector_job_id"])
+    assert collector["state"] == "COMPLETED"
+    runs = [sacct(r["job_id"]) for r in rec["runs"]]
+    assert [r["job_id"].split("_")[0] for r in rec["runs"]] == rec["array_job_ids"] * 3  # one array
+    assert all(r["state"] == "COMPLETED" for r in runs), runs
+    assert collector["start"] >= max(r["end"] for r in runs)  # afterany: after every run ended
+    df = pd.read_csv(studies["results"] / "all" / "comparison_table.csv")
+    assert sorted(df.variant) == ["baseline", "no_ema", "text_finetuned"]
+    assert set(df.state) == {"1 COMPLETED"} and df.final_loss_mean.notna().all()
+    assert rec["git"]["commit"] and rec["container"]["runtime"] == "none"
+    assert all(r["config_hash"] for r in rec["runs"]) and "jobs/submit.py" in " ".join(
+        rec["command"]
+    )
+
+
+def test_two_nodes_one_task_each_train_with_deepspeed(studies):
+    rec = studies["two_node"]
+    job = rec["runs"][0]["job_id"]
+    assert wait_for(job)["state"] == "COMPLETED"
+    run_dir = studies["results"] / "two_node" / rec["runs"][0]["run_dir"]
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["world_size"] == 2 and meta["backend"] == "gloo"
+    logs = "".join(
+        p.read_text() for p in (studies["results"] / "two_node" / "submitit").rglob("*.out")
+    )
+    assert "task 0/2 on n1" in logs and "task 1/2 on n2" in logs
+    assert [int(r["step"]) for r in read_metrics(run_dir)] == list(range(1, 7))
+
+
+def test_timeout_signal_requeues_and_resumes_exactly(studies):
+    import submitit
+
+    rec = studies["requeue"]
+    job_id = rec["runs"][0]["job_id"]
+    run_dir = studies["results"] / "requeue" / rec["runs"][0]["run_dir"]
+    deadline = time.monotonic() + WAIT_S
+    while not (run_dir / "training_metrics.csv").exists() or len(read_metrics(run_dir)) < 5:
+        assert time.monotonic() < deadline and sacct(job_id).get("state") not in TERMINAL
+        time.sleep(0.5)
+    job = submitit.SlurmJob(
+        folder=studies["results"] / "requeue" / "submitit" / "%j", job_id=job_id
+    )
+    job._interrupt(timeout=True)  # USR2, as SLURM sends it before the time limit
+    wait_for(job_id, states={"PENDING", "REQUEUED"}, timeout=180)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "PREEMPTED" and 5 <= status["step"] < 40
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    assert wait_for(job_id)["state"] == "COMPLETED"
+    assert [int(r["step"]) for r in read_metrics(run_dir)] == list(range(1, 41))  # each step once
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "COMPLETED" and status["attempts"] == 2
+    row = next(r for r in table(studies["results"] / "requeue"))
+    assert row["restarts"] == 1 and row["state"] == "COMPLETED", render([row])
+
+    ref = studies["reference"]
+    ref_dir = studies["results"] / "reference" / ref["runs"][0]["run_dir"]
+    assert wait_for(ref["runs"][0]["job_id"])["state"] == "COMPLETED"
+    assert [r["loss"] for r in read_metrics(run_dir)] == [r["loss"] for r in read_metrics(ref_dir)]
+    a = fp32_weights(run_dir / "checkpoints", "step00000040", zero_stage=2)
+    b = fp32_weights(ref_dir / "checkpoints", "step00000040", zero_stage=2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failed_run_still_gets_the_collector(studies):
+    rec = studies["nan"]
+    assert wait_for(rec["runs"][0]["job_id"])["state"] == "FAILED"
+    assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
+    df = pd.read_csv(studies["results"] / "nan" / "comparison_table.csv")
+    assert list(df.state) == ["1 FAILED"]
+    report = (studies["results"] / "nan" / "report.md").read_text()
+    assert "non-finite loss at step 2" in report

@@ -1,0 +1,107 @@
+"""jobs/submit.py without a cluster: the dry-run sbatch text (golden file) and bad input.
+
+Bad input is one line on stderr, exit 2, and nothing submitted (no study dir is created).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden" / "sbatch_tiny_all.txt"
+
+
+def submit(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
+    cmd = [sys.executable, str(REPO / "jobs" / "submit.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def no_slurm_env() -> dict[str, str]:
+    """A PATH without sbatch/sinfo: a machine without SLURM (the real lookup, not a mock)."""
+    return {"PATH": str(Path(sys.executable).parent)}
+
+
+def normalise(text: str, results: Path) -> str:
+    return (text.replace(str(results.resolve()), "<RESULTS>").replace(str(REPO), "<REPO>")
+            .replace(sys.executable, "<PYTHON>"))  # fmt: skip
+
+
+def test_dry_run_prints_the_pinned_sbatch_scripts(tmp_path):
+    proc = submit("--variants", "all", "--seeds", "0,1", "--study", "golden", "--results",
+                  str(tmp_path), "--dry-run", "--executor", "slurm", "--partition", "gpu",
+                  "--account", "proj1", "--time", "90", "--sbatch-extra=--exclusive",
+                  "--signal", "USR2@90", env={})  # fmt: skip
+    if proc.returncode == 2 and "no reachable SLURM" in proc.stderr:
+        pytest.skip("the dry run resolves the executor; covered by tests/cluster otherwise")
+    assert proc.returncode == 0, proc.stderr
+    text = normalise(proc.stdout, tmp_path)
+    if os.environ.get("T2S_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "sbatch text changed: review, then T2S_UPDATE_GOLDEN=1"
+    assert not (tmp_path / "golden").exists()  # nothing written, nothing submitted
+
+
+def test_dry_run_local_executor_without_slurm(tmp_path):
+    proc = submit("--variants", "baseline", "--study", "x", "--results", str(tmp_path),
+                  "--dry-run", "--executor", "local", env=no_slurm_env())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "#SBATCH --array=0-0%1" in proc.stdout and "executor local" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--variants", "baseline,fancy"],
+            "unknown variant 'fancy'; valid: baseline, no_ema, text_finetuned",
+        ),
+        (["--study", "a;rm -rf x"], "--study 'a;rm -rf x': use only letters"),
+        (["--study", "..", "--variants", "baseline"], "--study '..'"),
+        (["--results", "res$(id)"], "paths may use only"),
+        (["--results", "../elsewhere"], "no '..'"),
+        (["--set", "train.lrr=1"], "unknown key 'train.lrr'; did you mean 'train.lr'?"),
+        (["--set", "data.root=/tmp/a b"], "data.root '/tmp/a b'"),
+        (["--seeds", "0,x"], "--seeds '0,x'"),
+        (["--signal", "TERM@60"], "expected USR2@SECONDS"),
+        (["--runtime", "apptainer", "--image", "missing.sif"], "container image"),
+        (["--sbatch-extra", "exclusive"], "is not of the form --name"),
+        (["--nodes", "0"], "key 'slurm.nodes'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_submits_nothing(tmp_path, args, message):
+    base = ["--results", str(tmp_path), "--executor", "local"]
+    if "--study" not in args:
+        base += ["--study", "s1"]
+    proc = submit(*base, *args, env=no_slurm_env())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_study_is_refused_unless_resumed(tmp_path):
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "precious").write_text("x")
+    proc = submit("--study", "s1", "--results", str(tmp_path), "--executor", "local",
+                  env=no_slurm_env())  # fmt: skip
+    assert (
+        proc.returncode == 2
+        and "exists; pick another --study or pass --resume-study" in proc.stderr
+    )
+    proc = submit("--study", "s1", "--results", str(tmp_path), "--resume-study", env=no_slurm_env())
+    assert proc.returncode == 2 and "study.json not found" in proc.stderr
+    assert [p.name for p in (tmp_path / "s1").iterdir()] == ["precious"]
+
+
+def test_executor_slurm_without_slurm_is_a_usage_error(tmp_path):
+    proc = submit(
+        "--study", "s", "--results", str(tmp_path), "--executor", "slurm", env=no_slurm_env()
+    )
+    assert proc.returncode == 2 and "no reachable SLURM" in proc.stderr
