@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # bench.common imports torch: only after OMP_NUM_THREADS is set in main()
     from bench.common import Section
 
-BENCHMARKS = ("dit_vs_latte", "data_cache", "zero_memory", "precision", "gpu_mfu")
+BENCHMARKS = (
+    "dit_vs_latte",
+    "data_cache",
+    "zero_memory",
+    "precision",
+    "submit_speed",
+    "collector_scale",
+    "gpu_mfu",
+)
 
 
 def _read(path: str) -> str:
