@@ -1,15 +1,18 @@
 """The collector: every run of a study → comparison tables and a report.
 
 Reads ``results/<study>/<variant>/seed<k>/`` run dirs (and ``study.json`` when present, to list
-runs that never started). A missing, partial, corrupt or FAILED run still yields the tables: it
-shows in the state column and in a warning. Never needs a GPU or the container.
+runs that never started), each file of a run at most once. A missing, partial, corrupt or FAILED
+run still yields the tables: it shows in the state column and in a warning; so does a corrupt
+``evaluation_metrics.json``. Never needs a GPU or the container.
+
+Outputs in the study folder: ``comparison_table.{csv,md,tex}`` (see :mod:`text2sign.stats_table`)
+and ``report.md`` with its plots (see :mod:`text2sign.report`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,39 +21,66 @@ import pandas as pd
 
 from text2sign import atomic
 from text2sign.errors import UsageError
+from text2sign.stats_table import (
+    BASELINE,
+    SUMMARY_METRICS,
+    comparison_table,
+    latex_table,
+    markdown_table,
+)
+
+__all__ = ["BASELINE", "SUMMARY_METRICS", "RunRecord", "collect", "comparison_table",
+           "discover", "latex_table", "markdown_table"]  # fmt: skip
 
 log = logging.getLogger("text2sign")
-
-BASELINE = "baseline"
-# summary.json key → column label in the tables; the order is the table's order.
-SUMMARY_METRICS = {
-    "final_loss": "final loss",
-    "train_time_s": "train time (s)",
-    "samples_per_s_median": "samples/s",
-    "peak_memory_bytes": "peak memory (MiB)",
-    "params_total": "params total",
-    "params_trainable": "params trainable",
-}
-SCALE = {"peak_memory_bytes": 1 / 2**20}
 
 
 @dataclass
 class RunRecord:
+    """What the collector knows about one run dir, read once."""
+
     variant: str
     seed: str
     path: Path
     state: str
     problem: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # metric → value (None: N/A)
+    eval_reasons: dict[str, str] = field(default_factory=dict)  # metric → why it is N/A
+    eval_problem: str = ""  # why evaluation_metrics.json gave nothing ("" when it was read)
+    weights: str = ""  # "ema" | "raw" | "" (unknown): evaluation_metrics.json, else samples
+    samples: dict[str, Any] = field(default_factory=dict)  # samples/index.json
 
 
 def _read_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     try:
-        return json.loads(path.read_text()), ""
+        obj = json.loads(path.read_text())
     except FileNotFoundError:
         return None, f"no {path.name}"
     except (OSError, ValueError) as e:
         return None, f"corrupt {path.name} ({type(e).__name__})"
+    return (obj, "") if isinstance(obj, dict) else (None, f"corrupt {path.name} (not an object)")
+
+
+def _read_evaluation(rec: RunRecord) -> None:
+    """Fill ``rec.evaluation``/``eval_reasons`` from evaluation_metrics.json; warn if corrupt."""
+    ev, rec.eval_problem = _read_json(rec.path / "evaluation_metrics.json")
+    metrics = (ev or {}).get("metrics")
+    if ev is not None and not isinstance(metrics, dict):
+        ev, rec.eval_problem = None, "corrupt evaluation_metrics.json (no metrics object)"
+    if rec.eval_problem.startswith("corrupt"):
+        log.warning("%s/%s: %s: its evaluation metrics are N/A", rec.variant, rec.seed,
+                    rec.eval_problem)  # fmt: skip
+    if ev is None:
+        return
+    for key, entry in metrics.items():
+        entry = entry if isinstance(entry, dict) else {"value": entry}
+        value = entry.get("value")
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        rec.evaluation[key] = value if ok else None
+        if not ok:
+            rec.eval_reasons[key] = str(entry.get("reason") or "no value")
+    rec.weights = str(ev.get("weights") or "")
 
 
 def discover(study: Path) -> list[RunRecord]:
@@ -60,8 +90,13 @@ def discover(study: Path) -> list[RunRecord]:
     for run in (plan or {}).get("runs_all") or (plan or {}).get("runs", []):
         expected.add((str(run["variant"]), f"seed{run['seed']}"))
     found = {(p.parent.name, p.name) for p in study.glob("*/seed*") if p.is_dir()}
+
+    def order(vs: tuple[str, str]) -> tuple[str, int, str]:  # seed2 before seed10
+        digits = vs[1].removeprefix("seed")
+        return vs[0], int(digits) if digits.isdigit() else 1 << 30, vs[1]
+
     records = []
-    for variant, seed in sorted(found | expected):
+    for variant, seed in sorted(found | expected, key=order):
         path = study / variant / seed
         if not path.is_dir():
             records.append(RunRecord(variant, seed, path, "MISSING", "run dir was never created"))
@@ -73,104 +108,19 @@ def discover(study: Path) -> list[RunRecord]:
         rec.summary = summary or {}
         if state == "COMPLETED" and summary is None:
             rec.state, rec.problem = "PARTIAL", sproblem
+        if rec.state == "COMPLETED":
+            _read_evaluation(rec)
+            rec.samples = _read_json(path / "samples" / "index.json")[0] or {}
+            rec.weights = rec.weights or str(rec.samples.get("weights") or "")
         records.append(rec)
     return records
 
 
-def _fmt(mean: float, std: float, n: int, scale: float = 1.0) -> str:
-    if n == 0 or mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "N/A"
-    m = mean * scale
-    digits = 4 if abs(m) < 10 else 1 if abs(m) < 10_000 else 0
-    if n < 2:
-        return f"{m:.{digits}f} (n=1)"
-    return f"{m:.{digits}f} ± {std * scale:.{digits}f}"
-
-
-def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
-    """One row per variant: state counts, mean/std/n of each metric over COMPLETED seeds, Δ%."""
-    rows = []
-    for variant in sorted({r.variant for r in records}, key=lambda v: (v != BASELINE, v)):
-        runs = [r for r in records if r.variant == variant]
-        done = [r for r in runs if r.state == "COMPLETED"]
-        states = pd.Series([r.state for r in runs]).value_counts()
-        row: dict[str, Any] = {
-            "variant": variant,
-            "seeds": len(runs),
-            "state": ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
-        }
-        for key in SUMMARY_METRICS:
-            vals = pd.Series([r.summary.get(key) for r in done], dtype="float64").dropna()
-            row[f"{key}_mean"] = vals.mean() if len(vals) else float("nan")
-            row[f"{key}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
-            row[f"{key}_n"] = len(vals)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    base = df[df.variant == BASELINE]
-    for key in SUMMARY_METRICS:
-        ref = base[f"{key}_mean"].iloc[0] if len(base) else float("nan")
-        df[f"{key}_delta_pct"] = (df[f"{key}_mean"] - ref) / ref * 100 if ref else float("nan")
-    return df
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """The human table: ``mean ± std`` per metric and Δ vs baseline in %."""
-    headers = ["variant", "runs"] + list(SUMMARY_METRICS.values()) + ["Δ final loss vs baseline"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for _, r in df.iterrows():
-        cells = [r.variant, r.state]
-        for key in SUMMARY_METRICS:
-            cells.append(
-                _fmt(r[f"{key}_mean"], r[f"{key}_std"], int(r[f"{key}_n"]), SCALE.get(key, 1.0))
-            )
-        delta = r["final_loss_delta_pct"]
-        cells.append(
-            "—" if r.variant == BASELINE else ("N/A" if pd.isna(delta) else f"{delta:+.1f}%")
-        )
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _plots(records: list[RunRecord], out: Path) -> list[str]:
-    """Loss curves and memory over time as PNG; returns the file names written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    fig, ax = plt.subplots(figsize=(7, 4))
-    fig2, ax2 = plt.subplots(figsize=(7, 4))
-    for r in records:
-        label = f"{r.variant}/{r.seed}"
-        try:
-            m = pd.read_csv(r.path / "training_metrics.csv", usecols=["step", "loss"])
-            ax.plot(m.step, m.loss.rolling(5, min_periods=1).mean(), label=label, lw=1)
-        except (OSError, ValueError, pd.errors.ParserError):
-            pass
-        try:
-            g = pd.read_csv(r.path / "gpu_memory.csv")
-            col = (
-                "memory_used_bytes" if g["memory_used_bytes"].notna().any() else "process_rss_bytes"
-            )
-            ax2.plot(g.elapsed_s, g[col] / 2**20, label=f"{label} ({col.split('_')[0]})", lw=1)
-        except (OSError, ValueError, KeyError, pd.errors.ParserError):
-            pass
-    for a, f, name, ylabel in ((ax, fig, "loss_curves.png", "training loss (5-step mean)"),
-                               (ax2, fig2, "memory.png", "memory (MiB)")):  # fmt: skip
-        if a.lines:
-            a.set_xlabel("step" if name == "loss_curves.png" else "seconds since start")
-            a.set_ylabel(ylabel)
-            a.legend(fontsize=7)
-            f.tight_layout()
-            f.savefig(out / name, dpi=110)
-            written.append(name)
-        plt.close(f)
-    return written
-
-
 def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
-    """Write comparison_table.{csv,md} and report.md into ``study``; return the table."""
+    """Write comparison_table.{csv,md,tex} and report.md (+ plots) into ``study``; return the
+    table (one row per variant; see :func:`text2sign.stats_table.comparison_table`)."""
+    from text2sign.report import write_report
+
     study = Path(study)
     if not study.is_dir():
         raise UsageError(f"{study}: no such study folder")
@@ -187,22 +137,6 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     atomic.write_text(study / "comparison_table.csv", df.to_csv(index=False))
     md = markdown_table(df)
     atomic.write_text(study / "comparison_table.md", md)
-    images = _plots(records, study) if plots else []
-    runs_md = "\n".join(
-        f"| {r.variant} | {r.seed} | {r.state} | {r.problem or ''} |" for r in records
-    )
-    report = [
-        f"# Study `{study.name}`\n",
-        "## Comparison\n",
-        "Mean ± sample std over the COMPLETED seeds of each variant; runs in other states are "
-        "counted in the runs column and excluded from the means.\n",
-        md,
-        "## Runs\n",
-        "| variant | seed | state | note |\n|---|---|---|---|\n" + runs_md + "\n",
-    ]
-    for name in images:
-        report.append(
-            f"## {name.removesuffix('.png').replace('_', ' ').capitalize()}\n\n![{name}]({name})\n"
-        )
-    atomic.write_text(study / "report.md", "\n".join(report))
+    atomic.write_text(study / "comparison_table.tex", latex_table(df, study.resolve().name))
+    write_report(study, records, df, md, plots=plots)
     return df

@@ -58,7 +58,7 @@ class ModelConfig(Section):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str) -> str:
-        from text2sign.models.dit import DIT_PRESETS
+        from text2sign.models.presets import DIT_PRESETS  # torch-free
 
         if v not in DIT_PRESETS:
             raise ValueError(f"unknown preset {v!r}; valid: {', '.join(DIT_PRESETS)}")

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from text2sign import __version__
 from text2sign.rundir import now_iso
 
@@ -34,6 +32,8 @@ def git_info(path: Path | None = None) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
+    import torch
+
     out = {"python": sys.version.split()[0], "text2sign": __version__, "torch": torch.__version__}
     for name in ("deepspeed", "transformers", "tokenizers", "numpy"):
         try:
@@ -44,6 +44,8 @@ def versions() -> dict[str, str]:
 
 
 def torch_gpus() -> list[str]:
+    import torch
+
     if not torch.cuda.is_available():
         return []
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

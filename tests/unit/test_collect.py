@@ -74,6 +74,8 @@ def test_broken_runs_still_yield_tables_with_their_state(tmp_path, caplog):
         and (tmp_path / "loss_curves.png").stat().st_size > 1000
     )
     assert "| no_ema | seed1 | MISSING |" in report
+    tex = (tmp_path / "comparison_table.tex").read_text()  # the paper table survives broken runs
+    assert "text\\_finetuned & unknown & 0 & --$^{a}$" in tex
 
 
 def test_no_runs_is_exit_2(tmp_path, capsys):

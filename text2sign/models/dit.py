@@ -12,7 +12,6 @@ L text tokens, E text width.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from text2sign.errors import ConfigError
+from text2sign.models.presets import DIT_PRESETS, DiTPreset, get_preset  # noqa: F401 (re-export)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -191,17 +191,6 @@ class FinalLayer(nn.Module):
 #################################################################################
 
 
-@dataclass(frozen=True)
-class DiTPreset:
-    """Width and depth of a VideoDiT."""
-
-    depth: int
-    hidden: int
-    heads: int
-    patch: int
-    mlp_ratio: float = 4.0
-
-
 class VideoDiT(nn.Module):
     """Text-conditioned video diffusion transformer predicting the noise epsilon."""
 
@@ -334,19 +323,3 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
 #################################################################################
 #                                   DiT Configs                                 #
 #################################################################################
-
-DIT_PRESETS: dict[str, DiTPreset] = {
-    "tiny": DiTPreset(depth=4, hidden=96, heads=4, patch=4),  # ~0.9M params: CPU tests and demo
-    "small": DiTPreset(depth=12, hidden=384, heads=6, patch=2),  # DiT-S/2 width and depth
-    "base": DiTPreset(depth=12, hidden=768, heads=12, patch=2),  # DiT-B/2 width and depth
-    "d14": DiTPreset(depth=14, hidden=1152, heads=16, patch=2),  # TinyFusion DiT-D14/2
-}
-
-
-def get_preset(name: str) -> DiTPreset:
-    """Look up a preset by name; an unknown name raises ConfigError listing the valid ones."""
-    try:
-        return DIT_PRESETS[name]
-    except KeyError:
-        valid = ", ".join(sorted(DIT_PRESETS))
-        raise ConfigError(f"unknown DiT preset {name!r}; choose one of: {valid}") from None
