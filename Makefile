@@ -25,7 +25,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv data demo test lint format bench clean submit collect status cancel tensorboard \
+.PHONY: help venv data demo test lint format docs bench clean submit collect status cancel tensorboard \
 	sbatch-train sbatch-collect container container-check
 
 help:  ## list targets
@@ -66,6 +66,9 @@ lint: $(STAMP)
 format: $(STAMP)  ## apply ruff format
 	$(VENV)/bin/ruff format text2sign tests jobs bench
 	$(VENV)/bin/ruff check --fix text2sign tests jobs bench
+
+docs: $(STAMP)  ## regenerate the README's configuration reference from the schema
+	$(PY) -c "from text2sign.config import update_readme; update_readme('README.md')"
 
 bench: $(STAMP)  ## measure and write BENCHMARKS.md
 	$(PIP) install -q -e ".[bench]"

@@ -24,6 +24,8 @@ TINY_TEST_SETS = [
     "train.warmup_steps=0",
     "diffusion.sample_steps=4",
     "telemetry.interval_s=0.2",
+    "eval.num_videos=4",
+    "eval.timing_videos=1",
 ]
 
 

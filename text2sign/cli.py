@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="print every key with default and meaning")
     p.add_argument("--markdown", action="store_true", help="with --keys: the README's table")
 
+    p = sub.add_parser("evaluate", help="sample validation clips and measure every metric")
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--num-videos", type=int, default=None, help="default: eval.num_videos")
+
     p = sub.add_parser("collect", help="comparison tables + report of a study's runs")
     p.add_argument("study", type=Path, help="results/<study>")
     p.add_argument("--no-plots", action="store_true")
@@ -142,12 +146,22 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from text2sign.evaluate import evaluate, format_metrics
+
+    result = evaluate(args.run_dir, num_videos=args.num_videos)
+    print(format_metrics(result))
+    return EXIT_OK
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
     from text2sign.collect import collect
 
     collect(args.study, plots=not args.no_plots)
     print((args.study / "comparison_table.md").read_text(), end="")
-    print(f"tables and report: {args.study}/comparison_table.{{csv,md,tex}}, {args.study}/report.md")
+    print(
+        f"tables and report: {args.study}/comparison_table.{{csv,md,tex}}, {args.study}/report.md"
+    )
     return EXIT_OK
 
 
@@ -159,7 +173,7 @@ def _cmd_doctor(_: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "data": _cmd_data, "config": _cmd_config,
-            "collect": _cmd_collect, "doctor": _cmd_doctor}  # fmt: skip
+            "collect": _cmd_collect, "evaluate": _cmd_evaluate, "doctor": _cmd_doctor}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from text2sign.errors import ConfigError
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
-HASH_EXCLUDED = ("slurm", "container")
+HASH_EXCLUDED = ("eval", "slurm", "container")
 
 
 class Section(BaseModel):
@@ -86,6 +86,13 @@ class DiffusionConfig(Section):
     timesteps: int = Field(50, ge=2, le=4000, description="Training timesteps.")
     cosine_s: float = Field(0.008, ge=0.0, le=1.0, description="Cosine schedule offset s.")
     max_beta: float = Field(0.999, gt=0.0, lt=1.0, description="Clamp on beta_t.")
+    timestep_sampling: Literal["uniform", "high_noise"] = Field(
+        "uniform",
+        description="Training timesteps: uniform, or with prob. high_noise_prob from the noisier half.",
+    )
+    high_noise_prob: float = Field(
+        0.5, ge=0.0, le=1.0, description="With high_noise: share of timesteps drawn from [T/2, T)."
+    )
     sample_steps: int = Field(50, ge=1, le=4000, description="DDIM (eta=0) sampling steps.")
     guidance_scale: float = Field(
         1.0, ge=0.0, le=50.0, description="Classifier-free guidance scale."
@@ -137,6 +144,21 @@ class TrainConfig(Section):
 
 class TelemetryConfig(Section):
     interval_s: float = Field(1.0, gt=0.0, le=3600, description="NVML/RSS sampling interval.")
+
+
+class EvalConfig(Section):
+    """Evaluation after training and by ``python -m text2sign evaluate`` (ignored by the hash)."""
+
+    enabled: bool = Field(True, description="Evaluate at the end of training (rank 0).")
+    num_videos: int = Field(32, ge=1, le=10_000, description="Validation clips sampled and scored.")
+    seed: int = Field(1234, ge=0, description="Seed of the evaluation noise (same for every run).")
+    timing_videos: int = Field(3, ge=1, le=100, description="Videos timed for inference speed.")
+    i3d_path: str | None = Field(
+        None, description="StyleGAN-V i3d_torchscript.pt for FVD (absent: FVD is N/A)."
+    )
+    torch_home: str | None = Field(
+        None, description="TORCH_HOME with torchvision's AlexNet checkpoint for LPIPS."
+    )
 
 
 class SlurmConfig(Section):
@@ -195,6 +217,7 @@ class Config(Section):
     ema: EMAConfig = Field(default_factory=EMAConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
 
@@ -204,8 +227,8 @@ class Config(Section):
     def hash(self) -> str:
         """Stable short hash of what determines the results: a run dir refuses a different one.
 
-        ``slurm`` and ``container`` are left out: moving a run to another partition or image,
-        or giving it more time, must not block its resume.
+        ``eval``, ``slurm`` and ``container`` are left out: moving a run to another partition or
+        image, giving it more time, or evaluating it differently must not block its resume.
         """
         data = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
         canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -382,3 +405,16 @@ def reference_markdown() -> str:
     for key, default, desc in describe_fields():
         lines.append(f"| `{key}` | `{default}` | {desc} |")
     return "\n".join(lines) + "\n"
+
+
+def update_readme(path: str | Path) -> bool:
+    """Rewrite the generated configuration reference in ``path``; True when it changed."""
+    path = Path(path)
+    text = path.read_text()
+    start_tag, end_tag = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+    a = text.index(start_tag) + len(start_tag)
+    b = text.index(end_tag)
+    new = text[:a] + reference_markdown() + text[b:]
+    if new != text:
+        path.write_text(new)
+    return new != text

@@ -153,15 +153,20 @@ class Telemetry:
 
     # -- per-window torch peaks ---------------------------------------------------------------
 
-    def window_peak(self) -> tuple[int, str]:
-        """Peak memory since the last call: torch CUDA allocator peak, or process RSS on CPU."""
+    def window_peak(self) -> tuple[int, int | None, str]:
+        """Peaks since the last call: (allocated-or-RSS bytes, reserved bytes or None, kind).
+
+        On CUDA: ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved``, reset per window.
+        On CPU: the peak process RSS seen by the sampler and now (no allocator reserve exists).
+        """
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device)
+            reserved = torch.cuda.max_memory_reserved(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            return int(peak), "cuda_max_allocated"
+            return int(peak), int(reserved), "cuda_max_allocated"
         rss = self._proc.memory_info().rss
         peak, self._peak_rss = max(self._peak_rss, rss), 0
-        return int(peak), "process_rss"
+        return int(peak), None, "process_rss"
 
     def cuda_peaks(self) -> dict[str, int]:
         if self.device.type != "cuda":

@@ -199,7 +199,7 @@ def train(cfg: Config, run_dir: Path) -> int:
                 ema.update(engine.module, step)
             dt = time.perf_counter() - t0
             loss_value = distributed.all_reduce_mean(sum(micro_losses) / len(micro_losses))
-            peak, kind = telemetry.window_peak()
+            peak, reserved, kind = telemetry.window_peak()
             peak = int(distributed.all_reduce_max(float(peak)))
             samples = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
             epoch, _ = sampler_stream.position(step * cfg.train.grad_accum)
@@ -213,6 +213,7 @@ def train(cfg: Config, run_dir: Path) -> int:
                     "samples_per_s": samples / dt,
                     "step_time_s": dt,
                     "peak_memory_bytes": peak,
+                    "peak_reserved_bytes": reserved,
                     "memory_kind": kind,
                     "wall_time_s": clock.elapsed(),
                 },
@@ -275,10 +276,25 @@ def train(cfg: Config, run_dir: Path) -> int:
 
         atomic.write_json(run.metadata, meta)
         print(f"[text2sign] {final_state} at step {step}/{n_steps} {reason}".rstrip(), flush=True)
+    if env.is_main and final_state == "COMPLETED" and cfg.eval.enabled:
+        _evaluate_at_end(run, cfg)
     if final_state == "FAILED":
         print(f"text2sign: error: {reason}", file=sys.stderr, flush=True)
     distributed.barrier()
     return exit_code
+
+
+def _evaluate_at_end(run: RunDir, cfg: Config) -> None:
+    """Rank 0, after training: evaluation metrics + TensorBoard HParams. Never fails the run."""
+    from text2sign.evaluate import evaluate, format_metrics, log_hparams
+
+    try:
+        result = evaluate(run.path)
+        summary = json.loads(run.summary.read_text())
+        log_hparams(run.path, cfg, result, summary.get("final_loss"))
+        print(format_metrics(result), flush=True)
+    except Exception as e:  # a broken metric must not turn a trained run into a failed one
+        print(f"[text2sign] evaluation failed: {type(e).__name__}: {e}", flush=True)
 
 
 def _quiet_libraries() -> None:
@@ -313,12 +329,26 @@ def _micro_step_loss(
     b = x0.shape[0]
     drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG
     captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist(), strict=True)]
-    t = torch.randint(0, diffusion.num_timesteps, (b,), generator=g).to(device)  # (B,)
+    t = _timesteps(cfg, diffusion.num_timesteps, b, g).to(device)  # (B,)
     noise = torch.randn(x0.shape, generator=g).to(device)  # (B, T, C, H, W)
     x_t = diffusion.q_sample(x0, t, noise)
     text = built.encode(captions, device)
     eps = engine(x_t.to(dtype), t, **text)  # (B, T, C, H, W)
     return F.mse_loss(eps.float(), noise)
+
+
+def _timesteps(cfg: Config, num_timesteps: int, b: int, g: torch.Generator) -> torch.Tensor:
+    """Uniform timesteps, or (``high_noise``) a share drawn from the noisier half [T/2, T).
+
+    Why: at high noise only the caption can tell where the hands are, and uniform ε-MSE spends
+    little of its gradient there (the noisy input already is almost ε).
+    """
+    t = torch.randint(0, num_timesteps, (b,), generator=g)
+    if cfg.diffusion.timestep_sampling == "high_noise":
+        high = torch.randint(num_timesteps // 2, num_timesteps, (b,), generator=g)
+        pick = torch.rand(b, generator=g) < cfg.diffusion.high_noise_prob
+        t = torch.where(pick, high, t)
+    return t
 
 
 def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:

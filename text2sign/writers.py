@@ -24,6 +24,7 @@ METRIC_COLUMNS = (
     "samples_per_s",
     "step_time_s",
     "peak_memory_bytes",
+    "peak_reserved_bytes",
     "memory_kind",
     "wall_time_s",
 )

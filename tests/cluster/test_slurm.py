@@ -74,7 +74,9 @@ def wait_for(job: str, states=TERMINAL, timeout: float = WAIT_S) -> dict[str, st
 @pytest.fixture(scope="module")
 def studies(slurm, synth_data, tmp_path_factory) -> dict:
     results = tmp_path_factory.mktemp("results")
-    long = ["--set", "train.max_steps=40", "--set", "train.checkpoint_every=100"]
+    # bf16 is slow on this CPU (~0.7 s/step): the 40-step run lives long enough to be signalled.
+    long = ["--set", "train.max_steps=40", "--set", "train.checkpoint_every=100",
+            "--set", "train.precision=bf16"]  # fmt: skip
     return {
         "results": results,
         "all": submit(

@@ -84,6 +84,36 @@ def test_outputs_read_back(zero2_run):
     assert (zero2_run / "gpu_memory.rank1.csv").stat().st_size > 0
 
 
+def test_evaluation_at_the_end_is_measured_or_na_with_reason(zero2_run):
+    result = json.loads((zero2_run / "evaluation_metrics.json").read_text())
+    m = result["metrics"]
+    assert result["weights"] == "ema" and result["num_videos"] == 4
+    assert m["fvd"] == {"value": None, "reason": "no I3D weights"}  # never a substitute number
+    assert m["lpips"]["value"] is None and m["lpips"]["reason"]
+    for key in ("psnr", "ssim", "temporal_cos", "dtw_mje", "dtw_mje_shuffled", "audit_gap",
+                "inference_s_per_video", "inference_peak_memory_bytes"):  # fmt: skip
+        assert isinstance(m[key]["value"], float), key
+    assert 0.0 < m["ssim"]["value"] <= 1.0 and m["inference_s_per_video"]["value"] > 0
+    assert result["parameters"]["params_dit"] > 500_000
+    assert (zero2_run / "evaluation_metrics.csv").read_text().startswith("metric,value,reason")
+
+
+def test_hparams_with_final_metrics_read_back(zero2_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    acc = EventAccumulator(str(zero2_run / "tb" / "hparams"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["variant"].string_value == "baseline"
+    assert start.hparams["text_finetune"].string_value == "false"
+    assert start.hparams["ema"].string_value == "true"
+    summary = json.loads((zero2_run / "summary.json").read_text())
+    assert acc.Scalars("eval/final_loss")[0].value == pytest.approx(summary["final_loss"], rel=1e-5)
+    assert "eval/dtw_mje" in acc.Tags()["scalars"] and "eval/fvd" not in acc.Tags()["scalars"]
+
+
 def test_zero_to_fp32_checkpoint_loads_into_the_model(zero2_run, tmp_path):
     ckpt = zero2_run / "checkpoints"
     script = ckpt / "zero_to_fp32.py"  # DeepSpeed's own converter, copied next to its checkpoints
@@ -136,6 +166,7 @@ def test_zero3_ema_updates_every_parameter_from_the_full_weights(synth_data, tmp
     # decay ~0 makes the EMA equal to the latest weights: comparable to the consolidated ones.
     # lr 5e-3: every weight moves by more than bf16 resolution in 4 Adam steps.
     proc = run_train(run_dir, synth_data, "train.max_steps=4", "train.zero_stage=3", "train.lr=5e-3",
+                     "train.precision=bf16",
                      "ema.decay=1e-6", "train.num_samples=0", nproc=2)  # fmt: skip
     _ok(proc)
     ckpt = run_dir / "checkpoints"

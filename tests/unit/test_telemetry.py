@@ -91,8 +91,8 @@ def test_fallback_without_gpu_records_rss_and_says_so_once(tmp_path):
     assert len(rows) >= 3
     assert all(int(r["process_rss_bytes"]) > 10**6 and r["memory_used_bytes"] == "" for r in rows)
     assert rows[-1]["step"] == "7"
-    peak, kind = tel.window_peak()
-    assert kind == "process_rss" and peak > 10**6
+    peak, reserved, kind = tel.window_peak()
+    assert kind == "process_rss" and peak > 10**6 and reserved is None
 
 
 def test_sampler_thread_survives_a_failing_reader(tmp_path):
