@@ -68,7 +68,7 @@ format: $(STAMP)  ## apply ruff format
 	$(VENV)/bin/ruff check --fix text2sign tests jobs bench
 
 docs: $(STAMP)  ## regenerate the README's configuration reference from the schema
-	$(PY) -c "from text2sign.config import update_readme; update_readme('README.md')"
+	$(PY) -c "from text2sign.config_docs import update_readme; update_readme('README.md')"
 
 bench: $(STAMP)  ## measure and write BENCHMARKS.md
 	$(PIP) install -q -e ".[bench]"

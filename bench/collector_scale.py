@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import Goal, Section, median
+from bench.common import Section, ours_vs_peer
 
 RUNS, ROWS, VARIANTS, REPEATS = 1000, 2000, ("baseline", "text_finetuned", "no_ema", "extra"), 3
 GOAL_S = 20.0
@@ -64,34 +64,14 @@ def run() -> Section:
             t0 = time.perf_counter()
             df = collect(study)
             ours.append(time.perf_counter() - t0)
-    m_ours, m_peer = median(ours), median(peer)
-    return Section(
+    return ours_vs_peer(
         title="Collector over 1,000 run dirs x 2,000 rows",
         method=(__doc__ or "").strip() + f" Median of {REPEATS} alternating repeats; fabricating "
         f"the input took {fab_s:.0f} s (not counted).",
-        columns=["path", "median s", "all repeats (s)"],
-        rows=[
-            [
-                "collect() (tables + report + plots)",
-                f"{m_ours:.2f}",
-                ", ".join(f"{x:.2f}" for x in ours),
-            ],
-            ["pandas.read_csv of every CSV", f"{m_peer:.2f}", ", ".join(f"{x:.2f}" for x in peer)],
-        ],
-        goals=[
-            Goal(
-                metric="collector wall time",
-                value=f"{m_ours:.1f} s",
-                goal=f"<= {GOAL_S:.0f} s",
-                met=m_ours <= GOAL_S,
-            ),
-            Goal(
-                metric="collector / read_csv lower bound",
-                value=f"{m_ours / m_peer:.2f}",
-                goal="none",
-                met=None,
-            ),
-        ],  # fmt: skip
+        ours=("collect() (tables + report + plots)", ours),
+        peer=("pandas.read_csv of every CSV", peer),
+        goal_metric="collector wall time",
+        goal_s=GOAL_S,
         notes=[f"The table had {len(df)} rows (one per variant)."],
         seconds=time.perf_counter() - start,
     )

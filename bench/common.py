@@ -81,3 +81,41 @@ def top_ops(fn: Callable[[], None], n: int = 5) -> str:
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)
     return ", ".join(f"{e.key[6:]} {e.self_cpu_time_total / total:.0%}" for e in events[:n])
+
+
+def ours_vs_peer(
+    *,
+    title: str,
+    method: str,
+    ours: tuple[str, list[float]],
+    peer: tuple[str, list[float]],
+    goal_metric: str,
+    goal_s: float,
+    notes: list[str],
+    seconds: float,
+) -> Section:
+    """A section timing our path against a named peer: medians, all repeats, goal, ratio."""
+    (ours_label, ours_t), (peer_label, peer_t) = ours, peer
+    m_ours, m_peer = median(ours_t), median(peer_t)
+    return Section(
+        title=title,
+        method=method,
+        columns=["path", "median s", "all repeats (s)"],
+        rows=[
+            [ours_label, f"{m_ours:.2f}", ", ".join(f"{x:.2f}" for x in ours_t)],
+            [peer_label, f"{m_peer:.2f}", ", ".join(f"{x:.2f}" for x in peer_t)],
+        ],
+        goals=[
+            Goal(
+                metric=goal_metric,
+                value=f"{m_ours:.2f} s",
+                goal=f"<= {goal_s:.0f} s",
+                met=m_ours <= goal_s,
+            ),
+            Goal(
+                metric=f"ours / {peer_label}", value=f"{m_ours / m_peer:.2f}", goal="none", met=None
+            ),
+        ],  # fmt: skip
+        notes=notes,
+        seconds=seconds,
+    )

@@ -30,6 +30,7 @@ BENCHMARKS = (
     "precision",
     "submit_speed",
     "collector_scale",
+    "eval_time",
     "gpu_mfu",
 )
 

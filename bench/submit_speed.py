@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Goal, Section, median
+from bench.common import Goal, Section, ours_vs_peer
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = 3
@@ -71,37 +71,17 @@ def run() -> Section:
         for i in range(REPEATS):  # alternate the two paths
             ours.append(_ours(Path(tmp), i))
             plain.append(_plain(Path(tmp), i))
-    m_ours, m_plain = median(ours), median(plain)
-    return Section(
+    return ours_vs_peer(
         title="Submit 3 variants x 3 seeds to SLURM",
         method=(__doc__ or "").strip()
         + f" Median of {REPEATS} alternating repeats, local cluster.",
-        columns=["path", "median s", "all repeats (s)"],
-        rows=[
-            [
-                "jobs/submit.py (array + collector)",
-                f"{m_ours:.2f}",
-                ", ".join(f"{x:.2f}" for x in ours),
-            ],
-            ["plain sbatch x10", f"{m_plain:.2f}", ", ".join(f"{x:.2f}" for x in plain)],
-        ],
-        goals=[
-            Goal(
-                metric="jobs/submit.py wall time",
-                value=f"{m_ours:.2f} s",
-                goal=f"<= {GOAL_S:.0f} s",
-                met=m_ours <= GOAL_S,
-            ),
-            Goal(
-                metric="jobs/submit.py / plain sbatch",
-                value=f"{m_ours / m_plain:.2f}",
-                goal="none",
-                met=None,
-            ),
-        ],  # fmt: skip
+        ours=("jobs/submit.py (array + collector)", ours),
+        peer=("plain sbatch x10", plain),
+        goal_metric="jobs/submit.py wall time",
+        goal_s=GOAL_S,
         notes=[
-            "Our time includes importing torch and validating 9 resolved configs; "
-            "sbatch needs neither."
+            "Our time includes Python start-up and validating 9 resolved configs; sbatch "
+            "needs neither."
         ],  # fmt: skip
         seconds=time.perf_counter() - start,
     )

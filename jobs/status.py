@@ -79,7 +79,9 @@ def table(study: Path) -> list[dict[str, Any]]:
             status = {}
         job = states.get(str(r.get("job_id")), {})
         last = _last_row(run_dir / "training_metrics.csv")
-        step, total = status.get("step", 0), status.get("total_steps", 0)
+        # status.json changes on state transitions; progress comes from the last metrics row.
+        step = int(last["step"]) if last.get("step") else status.get("step", 0)
+        total = status.get("total_steps", 0)
         eta = "-"
         if last.get("_times") and total and status.get("state") == "RUNNING":
             eta = f"{(total - step) * median(last['_times']) / 60:.1f} min"

@@ -82,9 +82,12 @@ def slurm_reachable() -> bool:
         return False
 
 
-def choose_executor(requested: str) -> str:
+def choose_executor(requested: str, *, dry_run: bool = False) -> str:
+    """``local``, or ``slurm`` when it answers; a dry run may render SLURM scripts without it."""
     if requested == "local":
         return "local"
+    if requested == "slurm" and dry_run:
+        return "slurm"
     if slurm_reachable():
         return "slurm"
     if requested == "slurm":
@@ -123,6 +126,7 @@ def plan(
     config_file: str | None,
     executor: str,
     resume: bool,
+    dry_run: bool = False,
 ) -> StudyPlan:
     """Validate the whole request and resolve every run's config; submits nothing."""
     valid = available("variants")
@@ -147,7 +151,7 @@ def plan(
         raise UsageError(f"study {study_dir} exists; pick another --study or pass --resume-study")
     if resume and not (study_dir / "study.json").exists():
         raise UsageError(f"--resume-study: {study_dir}/study.json not found")
-    chosen = choose_executor(executor)
+    chosen = choose_executor(executor, dry_run=dry_run)
 
     runs: list[PlannedRun] = []
     for variant in names:

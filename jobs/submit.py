@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
             results=args.results, overrides=[*args.overrides, *resource_overrides(args)],
             config_file=args.config, executor=args.executor, resume=args.resume_study,
+            dry_run=args.dry_run,
         )  # fmt: skip
         if args.dry_run:
             print(

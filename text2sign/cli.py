@@ -124,10 +124,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from text2sign.config import describe_fields, dump_yaml, load_config
+    from text2sign.config import dump_yaml, load_config
+    from text2sign.config_docs import describe_fields
 
     if args.keys and args.markdown:
-        from text2sign.config import reference_markdown
+        from text2sign.config_docs import reference_markdown
 
         print(reference_markdown(), end="")
         return EXIT_OK

@@ -63,11 +63,12 @@ EVAL_METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("dtw_mje_shuffled", "DTW-MJE shuffled captions", "DTW-MJE (shuffled)", "lower"),
     _m("dtw_mje_empty", "DTW-MJE empty caption", "DTW-MJE (empty)", "lower"),
     _m("audit_gap", "audit gap", "Audit gap", "higher"),
-    _m("audit_p", "audit p", "Audit $p$"),
     _m("inference_s_per_video", "inference s/video", "Inference s/video", "lower"),
     _m("inference_peak_memory_bytes", "inference peak memory (MiB)", "Inference memory (MiB)",
        "lower", MIB),
 )}  # fmt: skip
+# Per-seed p-values are never averaged: the audit is summarised as "k of n seeds with p < 0.05".
+AUDIT_P, AUDIT_ALPHA = "audit_p", 0.05
 # The metrics of the Δ/p table, the LaTeX table and the findings (when the study has them).
 HEADLINE = ("final_loss", "dtw_mje", "audit_gap", "psnr", "ssim", "fvd")
 STAT_SUFFIXES = ("mean", "std", "n", "ci95_low", "ci95_high", "delta_pct", "p_welch", "note")
@@ -131,6 +132,25 @@ def _values(runs: list[RunRecord], key: str, source: str) -> tuple[list[float], 
     return [], "; ".join(dict.fromkeys(reasons))
 
 
+def _audit_seeds(runs: list[RunRecord]) -> dict[str, Any]:
+    """The conditioning audit per seed: how many seeds separate at p < 0.05, and every p."""
+    ps = [float(r.evaluation[AUDIT_P]) for r in runs
+          if isinstance(r.evaluation.get(AUDIT_P), int | float)]  # fmt: skip
+    return {
+        "audit_seeds_significant": sum(p < AUDIT_ALPHA for p in ps),
+        "audit_seeds_tested": len(ps),
+        "audit_p_values": "; ".join(f"{p:.3g}" for p in ps),
+    }
+
+
+def fmt_audit(r: pd.Series) -> str:
+    """``k/n seeds (p = …)``: the audit separates in k of n seeds at the 5 % level."""
+    n = int(r.get("audit_seeds_tested", 0) or 0)
+    if not n:
+        return "N/A"
+    return f"{int(r.audit_seeds_significant)}/{n} (p = {r.audit_p_values.replace('; ', ', ')})"
+
+
 def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per variant (baseline first): run states, weights, and per metric the columns
     ``<metric>_{mean,std,n,ci95_low,ci95_high,delta_pct,p_welch,note}`` over COMPLETED seeds."""
@@ -143,7 +163,9 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
     keys = [(k, "summary") for k in SUMMARY_METRICS]
     keys += [(k, "evaluation") for k in EVAL_METRICS if k in evaluated]
     keys += [
-        (k, "evaluation") for k in sorted(evaluated) if k not in EVAL_METRICS | SUMMARY_METRICS
+        (k, "evaluation")
+        for k in sorted(evaluated)
+        if k not in EVAL_METRICS | SUMMARY_METRICS and k != AUDIT_P
     ]
 
     rows: dict[str, dict[str, Any]] = {}
@@ -155,6 +177,7 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
             "completed": len(done[v]),
             "state": ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
             "weights": _weights(done[v]) or _weights(by_variant[v]),
+            **_audit_seeds(done[v]),
         }
     for key, source in keys:
         values = {v: _values(done[v], key, source) for v in variants}
@@ -262,9 +285,11 @@ def markdown_table(df: pd.DataFrame) -> str:
         out.append(_md_row(cells + [fmt_weights(r.weights)]))
     if ev:
         headers = ["variant"] + [metric(k).label + _arrow(metric(k)) for k in ev]
+        headers.append("audit: seeds with p < 0.05")
         out += ["", "### Evaluation (evaluation_metrics.json)\n", _md_row(headers)]
         out.append("|" + "---|" * len(headers))
-        out += [_md_row([r.variant] + [fmt_mean_std(r, k) for k in ev]) for _, r in df.iterrows()]
+        out += [_md_row([r.variant] + [fmt_mean_std(r, k) for k in ev] + [fmt_audit(r)])
+                for _, r in df.iterrows()]  # fmt: skip
     headers = ["metric", "variant", "mean ± std", "95% CI", "n", "Δ vs baseline", "Welch p"]
     out += ["", "### Headline metrics vs baseline\n", _md_row(headers), "|" + "---|" * 7]
     for k in (k for k in HEADLINE if k in keys):

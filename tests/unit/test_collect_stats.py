@@ -111,7 +111,7 @@ def test_na_metrics_show_their_reason_never_a_number(tmp_path):
     md = (tmp_path / "comparison_table.md").read_text()
     ev = md_section(md, "Evaluation")
     header = md.split("### Evaluation")[1].split("\n\n")[1].splitlines()[0]
-    assert header == "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ |"
+    assert header == "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ | audit: seeds with p < 0.05 |"
     assert [r[2] for r in ev] == ["N/A (no I3D weights)"] * 2
     assert ev[0][3] == "N/A (torchvision unavailable)" and ev[1][3] == "0.2500 ± 0.0707"
     assert df.fvd_n.tolist() == [0, 0] and df.fvd_mean.isna().all()
@@ -220,3 +220,13 @@ def test_report_has_sample_strips_metric_bars_and_weights(tmp_path, caplog):
     assert "![metrics.png](metrics.png)" in report and (tmp_path / "metrics.png").stat().st_size
     assert "error bars: 95 % Student-t confidence interval" in report
     assert "Not plotted (N/A): FVD (no I3D weights; corrupt evaluation_metrics.json" in report
+
+
+def test_audit_p_values_are_counted_per_seed_never_averaged(tmp_path):
+    study_of(tmp_path, {"baseline": [0.2, 0.2], "no_ema": [0.2, 0.2]},
+             audit_p=[[0.38, 0.007], [0.04, 0.0004]], audit_gap=[[0.002, 0.02], [0.01, 0.03]])  # fmt: skip
+    df = collect(tmp_path, plots=False)
+    assert "audit_p_mean" not in df.columns  # a mean of p-values means nothing
+    assert list(df.audit_seeds_significant) == [1, 2] and list(df.audit_seeds_tested) == [2, 2]
+    rows = md_section((tmp_path / "comparison_table.md").read_text(), "Evaluation")
+    assert rows[0][-1] == "1/2 (p = 0.38, 0.007)" and rows[1][-1] == "2/2 (p = 0.04, 0.0004)"

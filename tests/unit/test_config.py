@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from text2sign.cli import main
-from text2sign.config import BASE_CONFIG, available, describe_fields, load_config, load_resolved
+from text2sign.config import BASE_CONFIG, available, load_config, load_resolved
+from text2sign.config_docs import describe_fields
 from text2sign.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from text2sign.config import reference_markdown
+from text2sign.config_docs import reference_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
