@@ -274,10 +274,10 @@ def sbatch_texts(p: StudyPlan) -> list[str]:
 
 
 def _executor(p: StudyPlan):
+    """submitit's AutoExecutor for the chosen cluster; job folders under the study."""
     import submitit
 
-    ex = submitit.AutoExecutor(folder=p.dir / "submitit" / "%j", cluster=p.executor)
-    return ex
+    return submitit.AutoExecutor(folder=p.dir / "submitit" / "%j", cluster=p.executor)
 
 
 def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> eps
 
@@ -80,14 +81,29 @@ class GaussianDiffusion:
         """Scalar epsilon-prediction MSE: mean((model_fn(q_sample(x0, t, noise), t) - noise)^2)."""
         x_t = self.q_sample(x0, t, noise)
         eps = model_fn(x_t, t).float()
-        return torch.mean((eps - noise.float()) ** 2)
+        return F.mse_loss(eps, noise.float())
 
     def sample_timesteps(
-        self, batch: int, generator: torch.Generator | None, device: torch.device | str
+        self,
+        batch: int,
+        generator: torch.Generator | None,
+        device: torch.device | str,
+        *,
+        high_noise_prob: float = 0.0,
     ) -> torch.Tensor:
-        """Training timesteps (batch,) long, uniform over [0, T); drawn on the generator's device."""
+        """Training timesteps (batch,) long, drawn on the generator's device.
+
+        Uniform over [0, T); with ``high_noise_prob > 0`` that share is redrawn from the noisier
+        half [T/2, T). Why: at high noise only the condition (the caption) tells where the content
+        is, and uniform ε-MSE spends little of its gradient there (x_t is almost ε already).
+        """
         gen_device = generator.device if generator is not None else torch.device("cpu")
         t = torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=gen_device)
+        if high_noise_prob > 0:
+            high = torch.randint(self.num_timesteps // 2, self.num_timesteps, (batch,),
+                                 generator=generator, device=gen_device)  # fmt: skip
+            pick = torch.rand(batch, generator=generator, device=gen_device) < high_noise_prob
+            t = torch.where(pick, high, t)
         return t.to(device)
 
     @torch.no_grad()

@@ -95,25 +95,26 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
-def all_reduce_max(value: float) -> float:
-    """Max of a float over all ranks (used for NaN/stop flags and peak memory)."""
+def _all_reduce(value: float, op: torch.distributed.ReduceOp) -> float:
+    """One float reduced over all ranks (identity without a process group)."""
     if not torch.distributed.is_initialized():
         return value
     t = torch.tensor([value], dtype=torch.float64)
     if torch.distributed.get_backend() == "nccl":
         t = t.cuda()
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    torch.distributed.all_reduce(t, op=op)
     return float(t.item())
 
 
+def all_reduce_max(value: float) -> float:
+    """Max of a float over all ranks (used for NaN/stop flags and peak memory)."""
+    return _all_reduce(value, torch.distributed.ReduceOp.MAX)
+
+
 def all_reduce_mean(value: float) -> float:
-    if not torch.distributed.is_initialized():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if torch.distributed.get_backend() == "nccl":
-        t = t.cuda()
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
-    return float(t.item()) / torch.distributed.get_world_size()
+    """Mean of a float over all ranks (the logged loss)."""
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return _all_reduce(value, torch.distributed.ReduceOp.SUM) / world
 
 
 def shutdown() -> None:

@@ -177,8 +177,9 @@ def evaluate(
 
     metrics["psnr"] = _mean([psnr(f, r) for f, r in zip(fakes, refs, strict=True)], "PSNR")
     metrics["ssim"] = _mean([ssim(f, r) for f, r in zip(fakes, refs, strict=True)], "SSIM")
-    metrics["temporal_cos"] = _mean([temporal_consistency(f)["cosine"] for f in fakes], "cosine")
-    metrics["temporal_l1"] = _mean([temporal_consistency(f)["l1"] for f in fakes], "L1")
+    temporal = [temporal_consistency(f) for f in fakes]
+    metrics["temporal_cos"] = _mean([tc["cosine"] for tc in temporal], "cosine")
+    metrics["temporal_l1"] = _mean([tc["l1"] for tc in temporal], "L1")
     metrics["reference_temporal_cos"] = _mean(
         [temporal_consistency(r)["cosine"] for r in refs], "cosine"
     )

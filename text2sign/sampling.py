@@ -93,10 +93,8 @@ def write_gif(path: Path, frames: np.ndarray) -> None:
 class SampleWriter:
     """Writes sample GIFs (+ TensorBoard images and captions) for fixed validation captions."""
 
-    def __init__(
-        self, cfg: Config, built_for_run: Built, diffusion, val_ds, run: RunDir, tb
-    ) -> None:
-        del built_for_run  # the engine's module is bf16/partitioned: sample from a clean copy
+    def __init__(self, cfg: Config, diffusion, val_ds, run: RunDir, tb) -> None:
+        # A clean fp32 copy: the engine's module is bf16 and, under ZeRO-3, partitioned.
         self.cfg, self.diffusion, self.run, self.tb = cfg, diffusion, run, tb
         self.built = build_model(cfg, run.path, None)
         captions = list(dict.fromkeys(val_ds.captions)) if len(val_ds) else []

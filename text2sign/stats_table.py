@@ -27,7 +27,7 @@ ALPHA = 0.05  # significance level of the findings and of the * in the LaTeX tab
 
 
 @dataclass(frozen=True)
-class Metric:
+class MetricSpec:
     """How one metric is labelled, scaled for display and judged (``better``: lower/higher/None)."""
 
     key: str
@@ -39,13 +39,13 @@ class Metric:
 
 def _m(
     key: str, label: str, tex: str | None = None, better: str | None = None, scale: float = 1.0
-) -> Metric:
-    return Metric(key, label, tex or label, better, scale)
+) -> MetricSpec:
+    return MetricSpec(key, label, tex or label, better, scale)
 
 
 MIB = 1 / 2**20
 # summary.json metrics, then evaluation_metrics.json metrics; the order is the tables' order.
-SUMMARY_METRICS: dict[str, Metric] = {m.key: m for m in (
+SUMMARY_METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     _m("final_loss", "final loss", "Final loss", "lower"),
     _m("train_time_s", "train time (s)", "Train time (s)", "lower"),
     _m("samples_per_s_median", "samples/s", "Samples/s", "higher"),
@@ -53,7 +53,7 @@ SUMMARY_METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("params_total", "params total", "Params total"),
     _m("params_trainable", "params trainable", "Params trainable"),
 )}  # fmt: skip
-EVAL_METRICS: dict[str, Metric] = {m.key: m for m in (
+EVAL_METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     _m("psnr", "PSNR", "PSNR", "higher"),
     _m("ssim", "SSIM", "SSIM", "higher"),
     _m("temporal_cos", "temporal cos", "Temporal cos"),
@@ -74,9 +74,9 @@ HEADLINE = ("final_loss", "dtw_mje", "audit_gap", "psnr", "ssim", "fvd")
 STAT_SUFFIXES = ("mean", "std", "n", "ci95_low", "ci95_high", "delta_pct", "p_welch", "note")
 
 
-def metric(key: str) -> Metric:
+def metric(key: str) -> MetricSpec:
     """The registered metric, or a neutral one labelled by its key (unknown evaluation metrics)."""
-    return SUMMARY_METRICS.get(key) or EVAL_METRICS.get(key) or Metric(key, key, key)
+    return SUMMARY_METRICS.get(key) or EVAL_METRICS.get(key) or MetricSpec(key, key, key)
 
 
 def metric_keys(df: pd.DataFrame) -> list[str]:
@@ -265,7 +265,7 @@ def fmt_weights(w: str) -> str:
     return {0: "unknown", 1: "".join(names[:1])}.get(len(names), "mixed: " + "/".join(names))
 
 
-def _arrow(m: Metric, up: str = "↑", down: str = "↓") -> str:
+def _arrow(m: MetricSpec, up: str = "↑", down: str = "↓") -> str:
     return {"lower": f" {down}", "higher": f" {up}"}.get(m.better or "", "")
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from text2sign import checkpoint, distributed
+from text2sign import atomic, checkpoint, distributed
 from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
@@ -67,7 +66,6 @@ def train(cfg: Config, run_dir: Path) -> int:
             print(f"[text2sign] {run_dir}: already COMPLETED; nothing to do", flush=True)
         return EXIT_OK
     torch.manual_seed(cfg.train.seed)  # model init is identical on every rank and every resume
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     # -- 2. data ----------------------------------------------------------------------------
     data_kwargs = dict(
@@ -150,16 +148,10 @@ def train(cfg: Config, run_dir: Path) -> int:
         )
         meta = collect_metadata(env, telemetry, counts, run_dir=run.path)
         meta["resumed_from_step"] = resumed_from
-        from text2sign import atomic
-
         atomic.write_json(run.metadata, meta)
         run.write_status("RUNNING", step=step, total=n_steps)
         print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
-    sampler = (
-        SampleWriter(cfg, built, diffusion, val_ds, run, logger.tensorboard)
-        if env.is_main
-        else None
-    )
+    sampler = SampleWriter(cfg, diffusion, val_ds, run, logger.tensorboard) if env.is_main else None
     progress = Progress(n_steps, step, env.is_main)
 
     sampler_stream = MicroBatchSampler(
@@ -270,10 +262,7 @@ def train(cfg: Config, run_dir: Path) -> int:
         logger.close()
         write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
         run.write_status(final_state, step=step, total=n_steps, reason=reason)
-        meta = json.loads(run.metadata.read_text())
         meta.update(ended_at=now_iso(), wall_time_s=round(clock.elapsed(), 3))
-        from text2sign import atomic
-
         atomic.write_json(run.metadata, meta)
         print(f"[text2sign] {final_state} at step {step}/{n_steps} {reason}".rstrip(), flush=True)
     if env.is_main and final_state == "COMPLETED" and cfg.eval.enabled:
@@ -329,26 +318,11 @@ def _micro_step_loss(
     b = x0.shape[0]
     drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG
     captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist(), strict=True)]
-    t = _timesteps(cfg, diffusion.num_timesteps, b, g).to(device)  # (B,)
+    high = cfg.diffusion.high_noise_prob if cfg.diffusion.timestep_sampling == "high_noise" else 0.0
+    t = diffusion.sample_timesteps(b, g, device, high_noise_prob=high)  # (B,)
     noise = torch.randn(x0.shape, generator=g).to(device)  # (B, T, C, H, W)
-    x_t = diffusion.q_sample(x0, t, noise)
     text = built.encode(captions, device)
-    eps = engine(x_t.to(dtype), t, **text)  # (B, T, C, H, W)
-    return F.mse_loss(eps.float(), noise)
-
-
-def _timesteps(cfg: Config, num_timesteps: int, b: int, g: torch.Generator) -> torch.Tensor:
-    """Uniform timesteps, or (``high_noise``) a share drawn from the noisier half [T/2, T).
-
-    Why: at high noise only the caption can tell where the hands are, and uniform ε-MSE spends
-    little of its gradient there (the noisy input already is almost ε).
-    """
-    t = torch.randint(0, num_timesteps, (b,), generator=g)
-    if cfg.diffusion.timestep_sampling == "high_noise":
-        high = torch.randint(num_timesteps // 2, num_timesteps, (b,), generator=g)
-        pick = torch.rand(b, generator=g) < cfg.diffusion.high_noise_prob
-        t = torch.where(pick, high, t)
-    return t
+    return diffusion.training_loss(lambda x_t, tt: engine(x_t.to(dtype), tt, **text), x0, t, noise)
 
 
 def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:

@@ -320,14 +320,18 @@ dbd_clusters() { timeout 15 sacctmgr -n -P show cluster format=cluster </dev/nul
 cluster_registered() { dbd_clusters | grep -qx "$CLUSTER"; }
 ctld_up() { timeout 15 scontrol ping </dev/null | grep -q 'is UP'; }
 
-start_slurmdbd() {
-  CURRENT_LOG=$LOG/slurmdbd.log
-  if ! alive "$RUN/slurmdbd.pid" slurmdbd; then
-    log "starting slurmdbd"
-    start_daemon slurmdbd /usr/sbin/slurmdbd || die "slurmdbd did not start, see $LOG/slurmdbd.log"
+# Start a controller daemon (slurmdbd, slurmctld) unless it runs, then wait for its probe.
+start_and_wait() {
+  local name=$1 probe=$2
+  CURRENT_LOG=$LOG/$name.log
+  if ! alive "$RUN/$name.pid" "$name"; then
+    log "starting $name"
+    start_daemon "$name" "/usr/sbin/$name" || die "$name did not start, see $LOG/$name.log"
   fi
-  wait_until "$WAIT_S" dbd_clusters || die "slurmdbd not answering after ${WAIT_S}s, see $LOG/slurmdbd.log"
+  wait_until "$WAIT_S" "$probe" || die "$name not answering after ${WAIT_S}s, see $LOG/$name.log"
 }
+
+start_slurmdbd() { start_and_wait slurmdbd dbd_clusters; }
 
 # Register the cluster in the accounting DB before slurmctld starts (a running slurmctld
 # would need a restart to pick it up).
@@ -341,14 +345,7 @@ ensure_cluster() {
   fi
 }
 
-start_slurmctld() {
-  CURRENT_LOG=$LOG/slurmctld.log
-  if ! alive "$RUN/slurmctld.pid" slurmctld; then
-    log "starting slurmctld"
-    start_daemon slurmctld /usr/sbin/slurmctld || die "slurmctld did not start, see $LOG/slurmctld.log"
-  fi
-  wait_until "$WAIT_S" ctld_up || die "slurmctld not answering after ${WAIT_S}s, see $LOG/slurmctld.log"
-}
+start_slurmctld() { start_and_wait slurmctld ctld_up; }
 
 start_slurmds() {
   local n
