@@ -25,6 +25,7 @@ from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE
 from text2sign.metadata import collect_metadata
 from text2sign.modeling import build_model
 from text2sign.models.ema import EMA
+from text2sign.models.text_encoder import build_text_encoder
 from text2sign.run_report import Progress, print_startup, write_summary
 from text2sign.rundir import RunDir, Stopwatch, now_iso
 from text2sign.sampling import SampleWriter, make_diffusion
@@ -88,8 +89,9 @@ def train(cfg: Config, run_dir: Path) -> int:
 
     # -- 3. model -----------------------------------------------------------------------------
     captions = sorted(set(train_ds.captions) | set(val_ds.captions))
-    if env.is_main:  # the tiny tokenizer is trained and saved once, then reloaded by all ranks
-        build_model(cfg, run.path, captions)
+    if env.is_main:  # the tiny tokenizer/encoder is built and saved once, then loaded by all ranks
+        build_text_encoder(cfg.text.encoder, max_tokens=cfg.text.max_tokens, captions=captions,
+                           save_dir=run.text_encoder)  # fmt: skip
     distributed.barrier()
     built = build_model(cfg, run.path, captions)
     built.text.to(env.device)
