@@ -86,6 +86,10 @@ class DiffusionConfig(Section):
     timesteps: int = Field(50, ge=2, le=4000, description="Training timesteps.")
     cosine_s: float = Field(0.008, ge=0.0, le=1.0, description="Cosine schedule offset s.")
     max_beta: float = Field(0.999, gt=0.0, lt=1.0, description="Clamp on beta_t.")
+    prediction: Literal["eps", "v"] = Field(
+        "v",
+        description="Network output: eps (noise) or v (weights every noise level; see diffusion.py).",
+    )
     timestep_sampling: Literal["uniform", "high_noise"] = Field(
         "uniform",
         description="Training timesteps: uniform, or with prob. high_noise_prob from the noisier half.",

@@ -1,4 +1,14 @@
-"""Gaussian diffusion: cosine noise schedule, epsilon-prediction loss and a DDIM sampler.
+"""Gaussian diffusion: cosine noise schedule, epsilon- or v-prediction loss and a DDIM sampler.
+
+What the network predicts (``prediction``):
+
+* ``"eps"``: the noise, as in DDPM/DiT. Its MSE equals the x0 error weighted by the signal-to-noise
+  ratio alpha_bar / (1 - alpha_bar), which vanishes at high noise: the loss barely asks the model
+  what the clean video should be where only the condition can tell.
+* ``"v"``: v = sqrt(alpha_bar) * eps - sqrt(1 - alpha_bar) * x0 (Salimans & Ho, 2022, used by
+  Imagen Video and Stable Diffusion 2). Its MSE is the x0 error weighted by 1 / (1 - alpha_bar) >= 1,
+  so every noise level counts. Both give the same DDIM sampler: the output is converted to
+  (x0, eps) for each update.
 
 Everything here runs in fp32 (the schedule is computed in fp64), whatever precision the model
 uses: a model function receives fp32 ``x_t`` and its output is cast back to fp32, so a bf16
@@ -18,11 +28,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> eps
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> eps or v
+Prediction = Literal["eps", "v"]
+PREDICTIONS: tuple[str, ...] = ("eps", "v")
 
 
 def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -55,10 +68,15 @@ def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
 
 
 class GaussianDiffusion:
-    """Forward process q(x_t | x_0), the epsilon-MSE training loss and deterministic DDIM."""
+    """Forward process q(x_t | x_0), the eps- or v-MSE training loss and deterministic DDIM."""
 
-    def __init__(self, num_timesteps: int, betas: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, num_timesteps: int, betas: torch.Tensor | None = None, prediction: Prediction = "eps"
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.num_timesteps = num_timesteps
+        self.prediction = prediction
         self.betas = cosine_betas(num_timesteps) if betas is None else betas.double()
         if self.betas.shape != (num_timesteps,):
             raise ValueError(f"expected {num_timesteps} betas, got {tuple(self.betas.shape)}")
@@ -75,13 +93,31 @@ class GaussianDiffusion:
         s = self._coef((1.0 - self.alphas_cumprod).sqrt(), t, x0.ndim)
         return a * x0.float() + s * noise.float()
 
+    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the model should output at (x0, t, noise): the noise, or v."""
+        if self.prediction == "eps":
+            return noise.float()
+        a = self._coef(self.alphas_cumprod.sqrt(), t, x0.ndim)
+        s = self._coef((1.0 - self.alphas_cumprod).sqrt(), t, x0.ndim)
+        return a * noise.float() - s * x0.float()
+
     def training_loss(
         self, model_fn: ModelFn, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
-        """Scalar epsilon-prediction MSE: mean((model_fn(q_sample(x0, t, noise), t) - noise)^2)."""
+        """Scalar MSE between model_fn(q_sample(x0, t, noise), t) and ``target(x0, t, noise)``."""
         x_t = self.q_sample(x0, t, noise)
-        eps = model_fn(x_t, t).float()
-        return F.mse_loss(eps, noise.float())
+        out = model_fn(x_t, t).float()
+        return F.mse_loss(out, self.target(x0, t, noise))
+
+    def to_x0_eps(
+        self, x_t: torch.Tensor, out: torch.Tensor, a_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model output at a step with alpha_bar ``a_t`` (0-dim) -> predicted (x0, eps)."""
+        if self.prediction == "eps":
+            return (x_t - (1 - a_t).sqrt() * out) / a_t.sqrt(), out
+        x0 = a_t.sqrt() * x_t - (1 - a_t).sqrt() * out
+        eps = (1 - a_t).sqrt() * x_t + a_t.sqrt() * out
+        return x0, eps
 
     def sample_timesteps(
         self,
@@ -134,12 +170,13 @@ class GaussianDiffusion:
         seq = ddim_timesteps(self.num_timesteps, steps)
         for i, step in enumerate(seq):
             t = torch.full((shape[0],), step, device=device, dtype=torch.long)  # (B,)
-            eps = model_fn(x, t).float()
+            out = model_fn(x, t).float()
             if guidance_scale != 1.0:
-                eps = guided_eps(eps, uncond_fn(x, t).float(), guidance_scale)
+                # Guidance is affine in the output, so it is the same on eps or on v.
+                out = guided_eps(out, uncond_fn(x, t).float(), guidance_scale)
             a_t = ab[step].float()
             a_prev = ab[seq[i + 1]].float() if i + 1 < len(seq) else torch.ones_like(a_t)
-            x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            x0, eps = self.to_x0_eps(x, out, a_t)
             if clip_x0:
                 x0 = x0.clamp(-1.0, 1.0)
                 # Re-derive eps from the clipped x0, so the update stays on the DDIM path.

@@ -27,7 +27,9 @@ GIF_FRAME_MS = 125  # 8 frames per second
 def make_diffusion(cfg: Config) -> GaussianDiffusion:
     d = cfg.diffusion
     return GaussianDiffusion(
-        d.timesteps, cosine_betas(d.timesteps, s=d.cosine_s, max_beta=d.max_beta)
+        d.timesteps,
+        cosine_betas(d.timesteps, s=d.cosine_s, max_beta=d.max_beta),
+        prediction=d.prediction,
     )
 
 

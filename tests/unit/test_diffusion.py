@@ -1,4 +1,4 @@
-"""Cosine schedule, forward process, loss and the DDIM sampler."""
+"""Cosine schedule, forward process, eps and v losses and the DDIM sampler."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ def alpha_bar(t: float, s: float = 0.008) -> float:
 
 
 def oracle(diffusion: GaussianDiffusion, x0: torch.Tensor):
-    """A model that knows x0, hence the exact noise of any x_t."""
+    """A model that knows x0, hence the exact noise (or v) of any x_t."""
 
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ab = diffusion.alphas_cumprod[t].float().view(-1, *[1] * (x0.ndim - 1))
-        return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        if diffusion.prediction == "eps":
+            return eps
+        return ab.sqrt() * eps - (1 - ab).sqrt() * x0  # v
 
-    return eps_fn
+    return fn
 
 
 def test_cosine_schedule_matches_closed_form() -> None:
@@ -68,6 +71,31 @@ def test_training_loss_is_epsilon_mse() -> None:
     assert bf16.dtype == torch.float32 and 0 < bf16.item() < 1e-4
 
 
+def test_v_target_and_loss_weight_every_noise_level() -> None:
+    d = GaussianDiffusion(T, prediction="v")
+    g = torch.Generator().manual_seed(2)
+    x0, noise = torch.randn(4, 500, generator=g), torch.randn(4, 500, generator=g)
+    t = torch.tensor([0, 10, 30, 49])
+    ab = d.alphas_cumprod[t].float().view(-1, 1)
+    v = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+    torch.testing.assert_close(d.target(x0, t, noise), v)
+    assert d.training_loss(oracle(d, x0), x0, t, noise).item() == pytest.approx(0.0, abs=1e-10)
+    # An output error delta in v is an x0 error of sqrt(1 - alpha_bar) * delta, so the v-MSE is
+    # the x0-MSE weighted by 1 / (1 - alpha_bar): the high-noise steps keep their weight, unlike
+    # eps, whose x0 weight alpha_bar / (1 - alpha_bar) is ~0 at t = T - 1.
+    delta = 0.1 * torch.randn(4, 500, generator=g)
+    x_t = d.q_sample(x0, t, noise)
+    for i in range(4):
+        a_t = ab[i, 0]
+        x0_hat, eps_hat = d.to_x0_eps(x_t[i], v[i] + delta[i], a_t)
+        torch.testing.assert_close(x0_hat - x0[i], -(1 - a_t).sqrt() * delta[i])
+        x0_true, eps_true = d.to_x0_eps(x_t[i], v[i], a_t)
+        torch.testing.assert_close(x0_true, x0[i], atol=1e-5, rtol=0)
+        torch.testing.assert_close(eps_true, noise[i], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="prediction"):
+        GaussianDiffusion(T, prediction="x0")  # type: ignore[arg-type]
+
+
 def test_sample_timesteps_uniform_and_seeded() -> None:
     d = GaussianDiffusion(T)
     a = d.sample_timesteps(5000, torch.Generator().manual_seed(3), "cpu")
@@ -88,9 +116,10 @@ def test_ddim_timesteps_even_and_complete() -> None:
             ddim_timesteps(T, bad)
 
 
+@pytest.mark.parametrize("prediction", ["eps", "v"])
 @pytest.mark.parametrize("steps", [T, 10])
-def test_ddim_with_true_noise_reconstructs_x0(steps: int) -> None:
-    d = GaussianDiffusion(T)
+def test_ddim_with_true_noise_reconstructs_x0(steps: int, prediction: str) -> None:
+    d = GaussianDiffusion(T, prediction=prediction)
     x0 = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(4)) * 1.8 - 0.9
     out = d.ddim_sample(oracle(d, x0), x0.shape, steps=steps, generator=torch.Generator())
     assert out.dtype == torch.float32

@@ -192,7 +192,7 @@ class FinalLayer(nn.Module):
 
 
 class VideoDiT(nn.Module):
-    """Text-conditioned video diffusion transformer predicting the noise epsilon."""
+    """Text-conditioned video diffusion transformer predicting eps or v (diffusion.prediction)."""
 
     def __init__(
         self,
@@ -265,7 +265,7 @@ class VideoDiT(nn.Module):
             # Zero-out the cross-attention output projection (PixArt-alpha), same reason:
             nn.init.zeros_(block.cross_attn.proj.weight)
             nn.init.zeros_(block.cross_attn.proj.bias)
-        # Zero-out the final modulation and output layer, so the first prediction is eps = 0:
+        # Zero-out the final modulation and output layer, so the first prediction is 0:
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
@@ -285,7 +285,7 @@ class VideoDiT(nn.Module):
         text_states: torch.Tensor,
         text_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """Predict the noise of x (B, T, C, H, W) at timesteps t (B,), given text (B, L, E)."""
+        """Predict eps or v of x (B, T, C, H, W) at timesteps t (B,), given text (B, L, E)."""
         dtype = self.x_embedder.weight.dtype  # inputs follow the model's precision (fp32/bf16)
         b, f = x.shape[:2]
         mask = text_mask.bool()  # (B, L) True = real token
