@@ -107,14 +107,24 @@ def _all_reduce(value: float, op: torch.distributed.ReduceOp) -> float:
 
 
 def all_reduce_max(value: float) -> float:
-    """Max of a float over all ranks (used for NaN/stop flags and peak memory)."""
+    """Max of a float over all ranks (the NaN flag, agreed on before backward)."""
     return _all_reduce(value, torch.distributed.ReduceOp.MAX)
 
 
-def all_reduce_mean(value: float) -> float:
-    """Mean of a float over all ranks (the logged loss)."""
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    return _all_reduce(value, torch.distributed.ReduceOp.SUM) / world
+def all_gather_floats(values: list[float]) -> torch.Tensor:
+    """Every rank's ``values`` in one collective: fp64 (world_size, len(values)), row = rank.
+
+    The train loop's per-step statistics (loss, peak memory, stop flag) need different reductions
+    (mean, max, max); gathering them together costs one round trip instead of three.
+    """
+    t = torch.tensor([values], dtype=torch.float64)  # (1, K)
+    if not torch.distributed.is_initialized():
+        return t
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    out = [torch.empty_like(t) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(out, t)
+    return torch.cat(out).cpu()  # (world, K)
 
 
 def shutdown() -> None:

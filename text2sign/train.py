@@ -192,9 +192,14 @@ def train(cfg: Config, run_dir: Path) -> int:
             if ema is not None:
                 ema.update(engine.module, step)
             dt = time.perf_counter() - t0
-            loss_value = distributed.all_reduce_mean(sum(micro_losses) / len(micro_losses))
             peak, reserved, kind = telemetry.window_peak()
-            peak = int(distributed.all_reduce_max(float(peak)))
+            # One collective for the step's statistics: mean loss, max peak memory, any stop.
+            stats = distributed.all_gather_floats(
+                [sum(micro_losses) / len(micro_losses), float(peak), 1.0 if stop.signum else 0.0]
+            )  # (world, 3)
+            loss_value = stats[:, 0].mean().item()
+            peak = int(stats[:, 1].max().item())
+            stopping = stats[:, 2].max().item() > 0
             samples = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
             epoch, _ = sampler_stream.position(step * cfg.train.grad_accum)
             logger.log(
@@ -215,7 +220,6 @@ def train(cfg: Config, run_dir: Path) -> int:
             progress.update(step, loss_value, samples / dt, cfg.train.log_every)
             if cfg.train.sample_every and step % cfg.train.sample_every == 0:
                 _write_samples(sampler, engine, ema, step, cfg)
-            stopping = distributed.all_reduce_max(1.0 if stop.signum else 0.0) > 0
             if step % cfg.train.checkpoint_every == 0 or step == n_steps or stopping:
                 _save(
                     engine,
@@ -315,7 +319,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 def _micro_step_loss(
     engine, built, diffusion, batch, g, cfg: Config, device, dtype
 ) -> torch.Tensor:
-    """ε-prediction MSE on one micro-batch; all randomness drawn from the step generator ``g``."""
+    """Diffusion MSE (ε or v) on one micro-batch; all randomness drawn from the step generator ``g``."""
     x0 = batch["video"].to(device)  # (B, T, C, H, W) in [-1, 1]
     b = x0.shape[0]
     drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG

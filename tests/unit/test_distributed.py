@@ -1,10 +1,14 @@
-"""Rank/world/device resolution from torchrun or SLURM variables (pure function)."""
+"""Rank/world/device resolution from torchrun or SLURM variables, and the step-statistics gather."""
 
 from __future__ import annotations
 
-import pytest
+import socket
 
-from text2sign.distributed import resolve_env
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from text2sign.distributed import all_gather_floats, all_reduce_max, resolve_env
 from text2sign.errors import UsageError
 
 
@@ -34,3 +38,36 @@ def test_srun_without_master_addr_is_a_clear_error():
 def test_plain_process_is_a_world_of_one_on_a_free_port():
     env = resolve_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"})
     assert (env["RANK"], env["WORLD_SIZE"]) == ("0", "1") and int(env["MASTER_PORT"]) > 0
+
+
+def test_gather_without_process_group_is_one_row():
+    assert all_gather_floats([1.5, 2.0]).tolist() == [[1.5, 2.0]]
+    assert all_reduce_max(3.0) == 3.0
+
+
+def _gather_worker(rank: int, port: int, queue) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    try:
+        rows = all_gather_floats([0.5 + rank, 100.0 * (rank + 1), float(rank == 1)])
+        queue.put((rank, rows.tolist(), all_reduce_max(float(rank))))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_ranks_gather_every_rank_in_rank_order():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_gather_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict((r, (rows, m)) for r, rows, m in (queue.get(timeout=60) for _ in procs))
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    expected = [[0.5, 100.0, 0.0], [1.5, 200.0, 1.0]]  # row = rank; the trainer reduces columns
+    assert results[0] == (expected, 1.0) and results[1] == (expected, 1.0)
