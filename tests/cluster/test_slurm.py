@@ -26,6 +26,7 @@ from text2sign.checkpoint import fp32_weights
 pytestmark = pytest.mark.cluster
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 WAIT_S = 900
+STEPS = 60  # the requeue test's run length (and its uninterrupted reference's)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +75,14 @@ def wait_for(job: str, states=TERMINAL, timeout: float = WAIT_S) -> dict[str, st
 @pytest.fixture(scope="module")
 def studies(slurm, synth_data, tmp_path_factory) -> dict:
     results = tmp_path_factory.mktemp("results")
-    # bf16 is slow on this CPU (~0.7 s/step): the 40-step run lives long enough to be signalled.
-    long = ["--set", "train.max_steps=40", "--set", "train.checkpoint_every=100",
+    # bf16 is slow on this CPU (~0.7 s/step): the run lives long enough to be signalled. The
+    # requeue pair is submitted first, and its test runs first, so the signal lands mid-training.
+    long = ["--set", f"train.max_steps={STEPS}", "--set", "train.checkpoint_every=100",
             "--set", "train.precision=bf16"]  # fmt: skip
     return {
         "results": results,
+        "requeue": submit(results, "requeue", synth_data, "--variants", "baseline", *long),
+        "reference": submit(results, "reference", synth_data, "--variants", "baseline", *long),
         "all": submit(
             results, "all", synth_data, "--variants", "all", "--set", "train.max_steps=6"
         ),
@@ -95,8 +99,6 @@ def studies(slurm, synth_data, tmp_path_factory) -> dict:
             "--set",
             "train.max_steps=6",
         ),  # fmt: skip
-        "requeue": submit(results, "requeue", synth_data, "--variants", "baseline", *long),
-        "reference": submit(results, "reference", synth_data, "--variants", "baseline", *long),
         "nan": submit(
             results,
             "nan",
@@ -109,6 +111,44 @@ def studies(slurm, synth_data, tmp_path_factory) -> dict:
             "train.nan_at_step=2",
         ),  # fmt: skip
     }
+
+
+def test_timeout_signal_requeues_and_resumes_exactly(studies):
+    import submitit
+
+    rec = studies["requeue"]
+    job_id = rec["runs"][0]["job_id"]
+    run_dir = studies["results"] / "requeue" / rec["runs"][0]["run_dir"]
+    deadline = time.monotonic() + WAIT_S
+    while not (run_dir / "training_metrics.csv").exists() or len(read_metrics(run_dir)) < 5:
+        assert time.monotonic() < deadline and sacct(job_id).get("state") not in TERMINAL
+        time.sleep(0.5)
+    # The signal must land mid-training, not in the evaluation after the last step.
+    assert len(read_metrics(run_dir)) < STEPS - 10, "the run outpaced the test: raise STEPS"
+    job = submitit.SlurmJob(
+        folder=studies["results"] / "requeue" / "submitit" / "%j", job_id=job_id
+    )
+    job._interrupt(timeout=True)  # USR2, as SLURM sends it before the time limit
+    wait_for(job_id, states={"PENDING", "REQUEUED"}, timeout=180)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "PREEMPTED" and 5 <= status["step"] < STEPS
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    assert wait_for(job_id)["state"] == "COMPLETED"
+    assert [int(r["step"]) for r in read_metrics(run_dir)] == list(
+        range(1, STEPS + 1)
+    )  # each step once
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "COMPLETED" and status["attempts"] == 2
+    row = next(r for r in table(studies["results"] / "requeue"))
+    assert row["restarts"] == 1 and row["state"] == "COMPLETED", render([row])
+
+    ref = studies["reference"]
+    ref_dir = studies["results"] / "reference" / ref["runs"][0]["run_dir"]
+    assert wait_for(ref["runs"][0]["job_id"])["state"] == "COMPLETED"
+    assert [r["loss"] for r in read_metrics(run_dir)] == [r["loss"] for r in read_metrics(ref_dir)]
+    a = fp32_weights(run_dir / "checkpoints", f"step{STEPS:08d}", zero_stage=2)
+    b = fp32_weights(ref_dir / "checkpoints", f"step{STEPS:08d}", zero_stage=2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_all_variants_array_then_collector(studies):
@@ -141,40 +181,6 @@ def test_two_nodes_one_task_each_train_with_deepspeed(studies):
     )
     assert "task 0/2 on n1" in logs and "task 1/2 on n2" in logs
     assert [int(r["step"]) for r in read_metrics(run_dir)] == list(range(1, 7))
-
-
-def test_timeout_signal_requeues_and_resumes_exactly(studies):
-    import submitit
-
-    rec = studies["requeue"]
-    job_id = rec["runs"][0]["job_id"]
-    run_dir = studies["results"] / "requeue" / rec["runs"][0]["run_dir"]
-    deadline = time.monotonic() + WAIT_S
-    while not (run_dir / "training_metrics.csv").exists() or len(read_metrics(run_dir)) < 5:
-        assert time.monotonic() < deadline and sacct(job_id).get("state") not in TERMINAL
-        time.sleep(0.5)
-    job = submitit.SlurmJob(
-        folder=studies["results"] / "requeue" / "submitit" / "%j", job_id=job_id
-    )
-    job._interrupt(timeout=True)  # USR2, as SLURM sends it before the time limit
-    wait_for(job_id, states={"PENDING", "REQUEUED"}, timeout=180)
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["state"] == "PREEMPTED" and 5 <= status["step"] < 40
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
-    assert wait_for(job_id)["state"] == "COMPLETED"
-    assert [int(r["step"]) for r in read_metrics(run_dir)] == list(range(1, 41))  # each step once
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["state"] == "COMPLETED" and status["attempts"] == 2
-    row = next(r for r in table(studies["results"] / "requeue"))
-    assert row["restarts"] == 1 and row["state"] == "COMPLETED", render([row])
-
-    ref = studies["reference"]
-    ref_dir = studies["results"] / "reference" / ref["runs"][0]["run_dir"]
-    assert wait_for(ref["runs"][0]["job_id"])["state"] == "COMPLETED"
-    assert [r["loss"] for r in read_metrics(run_dir)] == [r["loss"] for r in read_metrics(ref_dir)]
-    a = fp32_weights(run_dir / "checkpoints", "step00000040", zero_stage=2)
-    b = fp32_weights(ref_dir / "checkpoints", "step00000040", zero_stage=2)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_failed_run_still_gets_the_collector(studies):
