@@ -57,6 +57,8 @@ EVAL_METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     _m("psnr", "PSNR", "PSNR", "higher"),
     _m("ssim", "SSIM", "SSIM", "higher"),
     _m("temporal_cos", "temporal cos", "Temporal cos"),
+    _m("temporal_l1", "temporal L1 (0-255)", "Temporal L1"),
+    _m("reference_temporal_cos", "temporal cos of references", "Reference temporal cos"),
     _m("fvd", "FVD", "FVD", "lower"),
     _m("lpips", "LPIPS", "LPIPS", "lower"),
     _m("dtw_mje", "DTW-MJE", "DTW-MJE", "lower"),
