@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,13 +59,37 @@ def sacct(job_ids: list[str]) -> dict[str, dict[str, Any]]:
     return info
 
 
-def _last_row(path: Path) -> dict[str, str]:
+ETA_WINDOW = 50  # steps whose median step time gives the ETA
+_TAIL_BYTES = 32_768  # a metrics row is ~150 bytes: the tail holds ~200 rows, enough for the window
+
+
+def _tail_rows(path: Path, n: int = ETA_WINDOW) -> list[dict[str, str]]:
+    """The last ``n`` complete rows of a metrics CSV, reading only its header and last 32 KiB.
+
+    ``--follow`` refreshes every few seconds while the CSVs grow by a row per step; reading whole
+    files would cost O(steps) per refresh and run. A line still being written (no newline yet)
+    is left out.
+    """
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, "rb") as f:
+            header = f.readline()
+            size = f.seek(0, os.SEEK_END)
+            start = max(len(header), size - _TAIL_BYTES)
+            f.seek(start)
+            tail = f.read()
     except OSError:
-        return {}
-    return {"_times": [float(r["step_time_s"]) for r in rows[-50:]], **rows[-1]} if rows else {}
+        return []
+    lines = tail.split(b"\n")
+    if start > len(header):
+        lines = lines[1:]  # the first line may be cut by the seek
+    complete = lines[:-1]  # after the last newline: "" or a row still being written
+    text = (header + b"".join(line + b"\n" for line in complete[-n:])).decode("utf-8", "replace")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _last_row(path: Path) -> dict[str, Any]:
+    rows = _tail_rows(path)
+    return {"_times": [float(r["step_time_s"]) for r in rows], **rows[-1]} if rows else {}
 
 
 def table(study: Path) -> list[dict[str, Any]]:
