@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> eps or v
 Prediction = Literal["eps", "v"]
-PREDICTIONS: tuple[str, ...] = ("eps", "v")
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 
 
 def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -53,7 +53,11 @@ def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) 
 
 
 def guided_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """Classifier-free guidance: eps_uncond + scale * (eps_cond - eps_uncond)."""
+    """Classifier-free guidance: eps_uncond + scale * (eps_cond - eps_uncond).
+
+    Named for eps, but applied to the model output whichever it is: the combination is affine,
+    and eps is affine in v at a fixed x_t, so guiding v guides eps by the same rule.
+    """
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
@@ -87,18 +91,22 @@ class GaussianDiffusion:
         out = values.to(t.device)[t.long()].float()
         return out.view(-1, *([1] * (ndim - 1)))
 
+    def _signal_noise(self, t: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) at timesteps t, shaped to broadcast."""
+        a = self._coef(self.alphas_cumprod.sqrt(), t, ndim)
+        s = self._coef((1.0 - self.alphas_cumprod).sqrt(), t, ndim)
+        return a, s
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Diffuse x0 to step t: sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise."""
-        a = self._coef(self.alphas_cumprod.sqrt(), t, x0.ndim)
-        s = self._coef((1.0 - self.alphas_cumprod).sqrt(), t, x0.ndim)
+        a, s = self._signal_noise(t, x0.ndim)
         return a * x0.float() + s * noise.float()
 
     def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """What the model should output at (x0, t, noise): the noise, or v."""
         if self.prediction == "eps":
             return noise.float()
-        a = self._coef(self.alphas_cumprod.sqrt(), t, x0.ndim)
-        s = self._coef((1.0 - self.alphas_cumprod).sqrt(), t, x0.ndim)
+        a, s = self._signal_noise(t, x0.ndim)
         return a * noise.float() - s * x0.float()
 
     def training_loss(
@@ -172,7 +180,6 @@ class GaussianDiffusion:
             t = torch.full((shape[0],), step, device=device, dtype=torch.long)  # (B,)
             out = model_fn(x, t).float()
             if guidance_scale != 1.0:
-                # Guidance is affine in the output, so it is the same on eps or on v.
                 out = guided_eps(out, uncond_fn(x, t).float(), guidance_scale)
             a_t = ab[step].float()
             a_prev = ab[seq[i + 1]].float() if i + 1 < len(seq) else torch.ones_like(a_t)

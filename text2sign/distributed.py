@@ -95,20 +95,19 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
-def _all_reduce(value: float, op: torch.distributed.ReduceOp) -> float:
-    """One float reduced over all ranks (identity without a process group)."""
-    if not torch.distributed.is_initialized():
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if torch.distributed.get_backend() == "nccl":
-        t = t.cuda()
-    torch.distributed.all_reduce(t, op=op)
-    return float(t.item())
+def _comm_tensor(values: list[float]) -> torch.Tensor:
+    """fp64 (1, K) tensor of ``values`` on the device the process group's backend needs."""
+    t = torch.tensor([values], dtype=torch.float64)
+    return t.cuda() if torch.distributed.get_backend() == "nccl" else t
 
 
 def all_reduce_max(value: float) -> float:
-    """Max of a float over all ranks (the NaN flag, agreed on before backward)."""
-    return _all_reduce(value, torch.distributed.ReduceOp.MAX)
+    """Max of a float over all ranks (the NaN flag, agreed on before backward); identity alone."""
+    if not torch.distributed.is_initialized():
+        return value
+    t = _comm_tensor([value])
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t.item())
 
 
 def all_gather_floats(values: list[float]) -> torch.Tensor:
@@ -117,11 +116,9 @@ def all_gather_floats(values: list[float]) -> torch.Tensor:
     The train loop's per-step statistics (loss, peak memory, stop flag) need different reductions
     (mean, max, max); gathering them together costs one round trip instead of three.
     """
-    t = torch.tensor([values], dtype=torch.float64)  # (1, K)
     if not torch.distributed.is_initialized():
-        return t
-    if torch.distributed.get_backend() == "nccl":
-        t = t.cuda()
+        return torch.tensor([values], dtype=torch.float64)  # (1, K)
+    t = _comm_tensor(values)  # (1, K)
     out = [torch.empty_like(t) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(out, t)
     return torch.cat(out).cpu()  # (world, K)
