@@ -9,19 +9,26 @@
 * Timeout/preemption: SLURM sends USR2 (``--signal=USR2@<lead>``) to every process of the job;
   submitit calls ``checkpoint()`` on task 0, which forwards the signal to the trainer, waits for
   its "checkpointed" exit (75) and returns the same job: submitit then runs ``scontrol requeue``
-  here, on the host (an Apptainer image has no scontrol). The requeued job resumes from the run
-  dir. A COMPLETED run is not retrained when its job runs again.
+  here, on the host (an Apptainer image has no scontrol), at most ``slurm.max_requeues`` times;
+  then the run ends TIMEOUT. The requeued job resumes from the run dir.
+* ``scancel`` sends SIGTERM: the trainer checkpoints and ends CANCELLED; nothing requeues it.
+* A crash (not exit 2, not a NaN, not a cancel) is retried ``slurm.max_retries`` times on
+  another node (``scontrol requeue`` + ``ExcNodeList``). What the trainer could not write
+  (SIGKILL, OOM killer, segfault) task 0's launcher writes; see :mod:`jobs.ending`.
+* A COMPLETED run is not retrained when its job runs again.
 
 ``CollectJob`` runs the collector (no GPU, no container).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +36,12 @@ from typing import Any
 
 import submitit
 
-from text2sign.errors import EXIT_REQUEUE
+from jobs import ending
+from jobs.ending import JobContext
 from text2sign.rundir import RunDir
 
 CHILD_POLL_S = 0.5
+STDERR_LINES = 20  # the trainer's last stderr lines kept for a crash's one-line reason
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,13 @@ class RunSpec:
     container: ContainerSpec = field(default_factory=ContainerSpec)
     python: str = sys.executable
     workdir: str = field(default_factory=os.getcwd)
+    config_hash: str = ""  # the run dir this job may write into holds this hash (or none yet)
+    max_requeues: int = 3  # slurm.max_requeues
+    max_retries: int = 1  # slurm.max_retries
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.run_dir).parents[1]  # results/<study>/<variant>/seed<k>
 
 
 def trainer_argv(spec: RunSpec) -> list[str]:
@@ -98,17 +114,19 @@ def describe(argv: list[str]) -> str:
 
 
 class TrainJob(submitit.helpers.Checkpointable):
-    """One run as a submitit job: checkpointable, so a USR2 leads to a requeue."""
+    """One run as a submitit job: starts the trainer, and writes how the run ended when the
+    trainer could not (see :mod:`jobs.ending`): requeue on USR2, retry after a crash."""
 
     def __init__(self) -> None:
         self._child: subprocess.Popen | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
 
     def __call__(self, spec: RunSpec) -> dict[str, Any]:
         run = RunDir(spec.run_dir)
         if run.completed:  # a rerun of a finished job (e.g. --resume-study): nothing to do
             return {"run_dir": spec.run_dir, "state": "COMPLETED", "skipped": True}
-        env = dict(os.environ)
         job_env = submitit.JobEnvironment()
+        env = dict(os.environ)
         if job_env.num_tasks > 1:
             dist = submitit.helpers.TorchDistributedEnvironment()
             env.update(
@@ -120,15 +138,43 @@ class TrainJob(submitit.helpers.Checkpointable):
         node = os.environ.get("SLURMD_NODENAME", job_env.hostname)
         print(f"[launcher] task {job_env.global_rank}/{job_env.num_tasks} on {node}: "
               f"{describe(argv)}", flush=True)  # fmt: skip
-        self._child = subprocess.Popen(argv, env=env, cwd=spec.workdir)
+        rc = self._start_and_wait(argv, env, spec.workdir)
+        if job_env.global_rank != 0:  # rank 0's launcher alone speaks for the run
+            if rc != 0:
+                raise RuntimeError(f"trainer (task {job_env.global_rank}) exited with {rc}")
+            return {"run_dir": spec.run_dir}
+        slurm_job = job_env.job_id if job_env.cluster == "slurm" else None
+        ctx = JobContext(
+            job_id=slurm_job, node=node, log=str(job_env.paths.stderr).replace("%t", "0"),
+            stderr_tail=list(self._stderr),
+        )  # fmt: skip
+        end = ending.after_exit(spec, rc, ctx)
+        if end.action == "requeue" and slurm_job:  # the trainer saw USR2 that submitit did not
+            ending.requeue(slurm_job)
+        elif end.action == "retry" and slurm_job:
+            ending.retry(slurm_job, exclude=end.exclude)
+        state = RunDir(spec.run_dir).read_status().get("state")
+        if state != "COMPLETED" and end.action == "none":
+            raise RuntimeError(f"run {state}: {end.reason or f'trainer exited with {rc}'}")
+        return {"run_dir": spec.run_dir, "state": state}
+
+    def _start_and_wait(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
+        """Start the trainer; copy its stderr through (keeping the last lines for the reason)."""
+        self._child = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE,
+                                       text=True, errors="replace", bufsize=1)  # fmt: skip
+        tee = threading.Thread(target=self._tee, args=(self._child.stderr,), daemon=True)
+        tee.start()
         rc = self._wait()
-        if rc == EXIT_REQUEUE and job_env.global_rank == 0 and job_env.cluster == "slurm":
-            # The trainer checkpointed on a signal that submitit's handler did not see (e.g. a
-            # SIGTERM-only preemption): requeue from here, host side, like submitit does.
-            self._requeue(job_env.job_id)
-        if rc != 0:
-            raise RuntimeError(f"trainer exited with {rc} (see {spec.run_dir}/status.json)")
-        return {"run_dir": spec.run_dir, "state": RunDir(spec.run_dir).read_status().get("state")}
+        tee.join(timeout=5)
+        assert rc is not None
+        return rc
+
+    def _tee(self, stream) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if line.strip():
+                self._stderr.append(line.rstrip("\n"))
 
     def _wait(self, deadline: float | None = None) -> int | None:
         # Popen.wait() holds a lock that a signal handler calling wait() again would deadlock
@@ -140,19 +186,21 @@ class TrainJob(submitit.helpers.Checkpointable):
             time.sleep(CHILD_POLL_S)
         return rc
 
-    def checkpoint(self, spec: RunSpec) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on task 0 on USR2: let the trainer checkpoint, then requeue."""
+    def checkpoint(self, spec: RunSpec) -> submitit.helpers.DelayedSubmission | None:
+        """submitit calls this on task 0 on USR2 (time limit ahead, or preemption): let the
+        trainer checkpoint, then requeue (return the job) while ``slurm.max_requeues`` allows;
+        else the run ends TIMEOUT (return None: submitit does not requeue)."""
+        rc = None
         if self._child is not None and self._child.poll() is None:
             self._child.send_signal(signal.SIGUSR2)
             lead = float(os.environ.get("T2S_SIGNAL_LEAD_S", "120"))
             rc = self._wait(deadline=time.monotonic() + 0.9 * lead)
             print(f"[launcher] trainer exited with {rc} after the requeue signal", flush=True)
+        elif self._child is not None:
+            rc = self._child.poll()
+        if not ending.requeue_allowed(spec, rc):
+            return None
         return submitit.helpers.DelayedSubmission(TrainJob(), spec)
-
-    @staticmethod
-    def _requeue(job_id: str) -> None:
-        subprocess.run(["scontrol", "requeue", job_id], check=False)
-        time.sleep(60)  # SLURM ends this allocation now; never report a result for it
 
 
 class CollectJob:

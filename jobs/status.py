@@ -1,6 +1,12 @@
-"""Study status: job state (sacct on SLURM, status.json locally), restarts, progress, ETA.
+"""Study status: each run's state and reason (status.json), its SLURM job's state (sacct),
+restarts, progress and ETA.
 
 python jobs/status.py results/<study> [--follow] [--cancel]
+
+``state`` is the run's own word (written by the trainer or the launcher; the collector fills it
+from sacct for jobs that ended before any of them could). ``slurm`` is the job as SLURM sees it.
+sacct is asked once per refresh for the whole study, at most every 30 s (see
+:class:`text2sign.slurm_query.SacctPoller`); progress comes from the run dirs at every refresh.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jobs import record  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
+from text2sign.rundir import TERMINAL as RUN_ENDED  # noqa: E402
+from text2sign.slurm_query import ENDED, SacctPoller  # noqa: E402
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-            "DEADLINE", "PREEMPTED"}  # fmt: skip
-COLUMNS = ("variant", "seed", "job", "state", "restarts", "elapsed", "step", "loss", "samples/s",
-           "peak MiB", "ETA")  # fmt: skip
+COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "step", "loss",
+           "samples/s", "peak MiB", "ETA", "reason")  # fmt: skip
+REASON_WIDTH = 100  # the table cuts longer reasons; status.json holds them whole
 
 
 def load_study(study: Path) -> dict[str, Any]:
@@ -34,29 +42,6 @@ def load_study(study: Path) -> dict[str, Any]:
         raise UsageError(f"{study}: no study.json (not a submitted study)") from None
     except ValueError:
         raise UsageError(f"{study}/study.json: corrupt JSON") from None
-
-
-def sacct(job_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Job id → {state, elapsed, restarts} from sacct (with -D, requeued records count restarts)."""
-    ids = sorted({j for j in job_ids if j})
-    if not ids:
-        return {}
-    cmd = ["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,State,Elapsed", "-j", ",".join(ids)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    info: dict[str, dict[str, Any]] = {}
-    for line in out.splitlines():
-        parts = line.split("|")
-        if len(parts) < 3:
-            continue
-        job, state, elapsed = parts[0], parts[1].split()[0], parts[2]
-        rec = info.setdefault(job, {"restarts": 0})
-        if state == "REQUEUED":
-            rec["restarts"] += 1
-        rec.update(state=state, elapsed=elapsed)
-    return info
 
 
 ETA_WINDOW = 50  # steps whose median step time gives the ETA
@@ -92,10 +77,18 @@ def _last_row(path: Path) -> dict[str, Any]:
     return {"_times": [float(r["step_time_s"]) for r in rows], **rows[-1]} if rows else {}
 
 
-def table(study: Path) -> list[dict[str, Any]]:
+def _job_ids(rec: dict[str, Any]) -> list[str]:
+    runs = rec.get("runs_all") or rec.get("runs", [])
+    return [str(j) for j in [*(r.get("job_id") for r in runs), rec.get("collector_job_id")] if j]
+
+
+def table(study: Path, jobs: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per run; ``jobs`` (sacct's view) is polled for the study when not given."""
     rec = load_study(study)
     runs = rec.get("runs_all") or rec.get("runs", [])
-    states = sacct([r.get("job_id") for r in runs]) if rec.get("executor") == "slurm" else {}
+    if jobs is None:
+        slurm = rec.get("executor") == "slurm"
+        jobs = SacctPoller(study).get(_job_ids(rec)) if slurm else {}
     rows = []
     for r in runs:
         run_dir = study / r["run_dir"]
@@ -103,23 +96,29 @@ def table(study: Path) -> list[dict[str, Any]]:
             status = json.loads((run_dir / "status.json").read_text())
         except (OSError, ValueError):
             status = {}
-        job = states.get(str(r.get("job_id")), {})
+        job = jobs.get(str(r.get("job_id")), {})
         last = _last_row(run_dir / "training_metrics.csv")
         # status.json changes on state transitions; progress comes from the last metrics row.
         step = int(last["step"]) if last.get("step") else status.get("step", 0)
         total = status.get("total_steps", 0)
+        state = status.get("state", "PENDING")
         eta = "-"
-        if last.get("_times") and total and status.get("state") == "RUNNING":
+        if last.get("_times") and total and state == "RUNNING":
             eta = f"{(total - step) * median(last['_times']) / 60:.1f} min"
+        reason = str(status.get("reason") or "")
+        if state not in RUN_ENDED and job.get("state") in ENDED:  # `make collect` records it
+            state = job["state"]
+            reason = f"job {state} in SLURM (sacct) before the run wrote its ending"
         rows.append({
             "variant": r["variant"], "seed": r["seed"], "job": r.get("job_id") or "-",
-            "state": job.get("state") or status.get("state", "PENDING"),
+            "state": state, "slurm": job.get("state", "-"),
             "restarts": job.get("restarts", max(0, status.get("attempts", 1) - 1)),
             "elapsed": job.get("elapsed", "-"), "step": f"{step}/{total}",
             "loss": f"{float(last['loss']):.4f}" if last.get("loss") else "-",
             "samples/s": f"{float(last['samples_per_s']):.1f}" if last.get("samples_per_s") else "-",
             "peak MiB": f"{int(last['peak_memory_bytes']) / 2**20:.0f}" if last.get("peak_memory_bytes") else "-",
             "ETA": eta,
+            "reason": reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…",
         })  # fmt: skip
     return rows
 
@@ -132,25 +131,40 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def follow(study: Path, interval_s: float = 10.0) -> None:
-    """Redraw the table until every run and the collector have ended."""
+    """Redraw the table until every run and the collector have ended.
+
+    The run dirs are re-read every ``interval_s``; sacct is asked through the study's poller
+    (at most every 30 s, backing off while nothing changes), once for all jobs.
+    """
     rec = load_study(study)
+    poller = SacctPoller(study)
     while True:
-        rows = table(study)
+        jobs = poller.get(_job_ids(rec)) if rec.get("executor") == "slurm" else {}
+        rows = table(study, jobs)
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(f"study {study.name}  {time.strftime('%H:%M:%S')}\n{render(rows)}", flush=True)
-        collector = sacct([rec.get("collector_job_id")]).get(str(rec.get("collector_job_id")), {})
-        if all(r["state"] in TERMINAL for r in rows) and collector.get("state") in TERMINAL:
-            print(f"collector {collector.get('state')}: {study}/comparison_table.md")
+        collector = jobs.get(str(rec.get("collector_job_id")), {}).get("state")
+        runs_over = all(r["slurm"] in ENDED or r["state"] in RUN_ENDED for r in rows)
+        if runs_over and collector in ENDED:
+            print(f"collector {collector}: {study}/comparison_table.md")
             return
         time.sleep(interval_s)
 
 
 def cancel(study: Path) -> list[str]:
+    """scancel every job of the study, after recording that the cancel is final: launchers
+    that see this marker never requeue or retry (a new submission removes it)."""
     rec = load_study(study)
-    ids = [*rec.get("array_job_ids", []), rec.get("collector_job_id")]
-    ids = [str(i) for i in ids if i]
+    runs = rec.get("runs_all") or rec.get("runs", [])
+    ids = [
+        *rec.get("array_job_ids", []),
+        *(r.get("job_id") for r in runs),
+        rec.get("collector_job_id"),
+    ]
+    ids = list(dict.fromkeys(str(i) for i in ids if i))
     if rec.get("executor") != "slurm" or not ids:
         raise UsageError(f"{study}: not a SLURM study (local runs end with their submit command)")
+    (study / record.CANCEL_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
     subprocess.run(["scancel", *ids], check=False)
     return ids
 

@@ -8,6 +8,8 @@ trainer command is an argv list, and submitit quotes every ``#SBATCH`` value.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,17 +18,20 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobs import record
+from jobs.inputs import check_inputs
 from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob, build_command
-from text2sign import atomic
+from text2sign import slurm_query
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import UsageError
 from text2sign.metadata import git_info
-from text2sign.rundir import RunDir
+from text2sign.rundir import RunDir, checkpoint_meta
 
 REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -127,6 +132,7 @@ def plan(
     executor: str,
     resume: bool,
     dry_run: bool = False,
+    input_check: bool = True,
 ) -> StudyPlan:
     """Validate the whole request and resolve every run's config; submits nothing."""
     valid = available("variants")
@@ -152,20 +158,31 @@ def plan(
     if resume and not (study_dir / "study.json").exists():
         raise UsageError(f"--resume-study: {study_dir}/study.json not found")
     chosen = choose_executor(executor, dry_run=dry_run)
+    active = _active_runs(study_dir) if resume and chosen == "slurm" else {}
 
     runs: list[PlannedRun] = []
+    checked: set[tuple[str, str]] = set()
     for variant in names:
         for seed in seed_list:
             cfg = load_config(profile=profile, variant=variant, config_file=config_file,
                               overrides=[*overrides, f"train.seed={seed}"])  # fmt: skip
             check_path("data.root", cfg.data.root)
             _extra_flags(cfg.slurm.extra)  # validated for every executor, before anything runs
+            if input_check and (cfg.data.root, cfg.text.encoder) not in checked:
+                check_inputs(cfg, REPO)  # the job runs in REPO: relative paths start there
+                checked.add((cfg.data.root, cfg.text.encoder))
             run_dir = study_dir / variant / f"seed{seed}"
             run = RunDir(run_dir)
             if run.config_hash.exists() and run.config_hash.read_text().strip() != cfg.hash():
                 raise UsageError(f"{run_dir}: holds a different config; it would be refused")
             if resume and run.completed:
                 continue
+            if (variant, seed) in active:
+                print(f"submit: {variant}/seed{seed} is still {active[(variant, seed)]} in SLURM: "
+                      "left as it is", file=sys.stderr)  # fmt: skip
+                continue
+            if resume:
+                _check_world_size(run, cfg.slurm)
             container = ContainerSpec(
                 runtime=cfg.container.runtime,
                 image=str(Path(cfg.container.image).resolve()) if cfg.container.image else None,
@@ -176,11 +193,37 @@ def plan(
                 study=name, variant=variant, seed=seed, profile=profile,
                 run_dir=str(run_dir.resolve()), overrides=tuple(overrides),
                 config_file=str(Path(config_file).resolve()) if config_file else None,
-                container=container, workdir=str(REPO),
+                container=container, workdir=str(REPO), config_hash=cfg.hash(),
+                max_requeues=cfg.slurm.max_requeues, max_retries=cfg.slurm.max_retries,
             )  # fmt: skip
             runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm))
     container = _container_record(runs)
     return StudyPlan(name, study_dir, chosen, profile, runs, container, resume)
+
+
+def _active_runs(study_dir: Path) -> dict[tuple[str, int], str]:
+    """(variant, seed) → SLURM state, for the runs whose latest job is still queued or running."""
+    runs = record.read(study_dir).get("runs_all") or []
+    jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in runs]))
+    out = {}
+    for r in runs:
+        state = jobs.get(str(r.get("job_id")), {}).get("state")
+        if state in slurm_query.ACTIVE:
+            out[(r["variant"], int(r["seed"]))] = state
+    return out
+
+
+def _check_world_size(run: RunDir, s: SlurmConfig) -> None:
+    """--resume-study with other ranks than wrote the checkpoint: refused before submitting."""
+    tag = run.latest_checkpoint()
+    written = checkpoint_meta(run.checkpoints, tag).get("world_size") if tag else None
+    ranks = s.nodes * s.ranks_per_node()
+    if written is not None and int(written) != ranks:
+        raise UsageError(
+            f"{run.path}: checkpoint {tag} was written by {written} ranks, the resubmission has "
+            f"{ranks} (--nodes x --tasks-per-node/--gpus-per-node); resubmit with {written} ranks"
+            " or start a new study"
+        )
 
 
 def _container_record(runs: list[PlannedRun]) -> dict[str, Any]:
@@ -242,12 +285,13 @@ def slurm_parameters(s: SlurmConfig, *, job_name: str, collector: bool = False) 
     return params
 
 
-def groups(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
-    """Runs with identical resources go into one job array."""
+def groups(runs: list[PlannedRun], max_array: int = 1001) -> list[list[PlannedRun]]:
+    """Runs with identical resources go into one job array; one of more than the cluster's
+    ``MaxArraySize`` tasks is split into several (all of them in the collector's afterany)."""
     out: dict[str, list[PlannedRun]] = {}
     for r in runs:
         out.setdefault(r.slurm.model_dump_json(), []).append(r)
-    return list(out.values())
+    return [g[i : i + max_array] for g in out.values() for i in range(0, len(g), max_array)]
 
 
 def sbatch_texts(p: StudyPlan) -> list[str]:
@@ -280,18 +324,53 @@ def _executor(p: StudyPlan):
     return submitit.AutoExecutor(folder=p.dir / "submitit" / "%j", cluster=p.executor)
 
 
+@contextlib.contextmanager
+def claimed(p: StudyPlan) -> Iterator[None]:
+    """Exactly one submission owns a study at a time: a new study's folder is created with an
+    atomic mkdir (a concurrent second submission exits 2), a resubmission holds the study's
+    submit lock. A new study whose submission fails leaves no folder behind."""
+    if not p.runs:
+        raise UsageError(f"{p.dir}: every run is already COMPLETED or still queued; nothing to "
+                         "resubmit")  # fmt: skip
+    p.dir.parent.mkdir(parents=True, exist_ok=True)
+    created = False
+    if not p.resume:
+        try:
+            p.dir.mkdir()
+            created = True
+        except FileExistsError:
+            raise UsageError(f"study {p.dir} exists (another submission claimed it first); pick "
+                             "another --study or pass --resume-study") from None  # fmt: skip
+    fd = os.open(p.dir / ".submit.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"study {p.dir}: another submission of it is in progress") from None
+        (p.dir / record.CANCEL_MARKER).unlink(missing_ok=True)  # a new submission runs again
+        yield
+    except BaseException:
+        if created and not (p.dir / record.STUDY_FILE).exists():
+            shutil.rmtree(p.dir, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
+
+
 def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]:
     """Submit the runs (one array per resource group) and the collector; write study.json."""
-    if not p.runs:
-        raise UsageError(f"{p.dir}: every run is already COMPLETED; nothing to resubmit")
-    p.dir.mkdir(parents=True, exist_ok=True)
+    with claimed(p):
+        return _submit(p, local_parallel=local_parallel)
+
+
+def _submit(p: StudyPlan, *, local_parallel: int | None) -> dict[str, Any]:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
     )
-    record = _study_record(p)
+    rec = _study_record(p)
     if p.executor == "slurm":
         array_ids = []
-        for i, group in enumerate(groups(p.runs)):
+        for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
             ex = _executor(p)
             native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}")
             ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
@@ -306,9 +385,9 @@ def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]
         native["additional_parameters"] = {"dependency": "afterany:" + ":".join(array_ids)}
         ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
         collector = ex.submit(CollectJob(), str(p.dir.resolve()))
-        record.update(array_job_ids=array_ids, collector_job_id=collector.job_id)
-        _write_record(p, record)
-        return record
+        rec.update(array_job_ids=array_ids, collector_job_id=collector.job_id)
+        _write_record(p, rec)
+        return rec
     # Local: the very same job functions as subprocesses, a few at a time, then the collector.
     parallel = local_parallel or max(
         1, min(p.runs[0].slurm.array_parallelism, (os.cpu_count() or 1))
@@ -316,22 +395,22 @@ def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]
     ex = _executor(p)
     ex.update_parameters(timeout_min=p.runs[0].slurm.time_min, tasks_per_node=1, nodes=1)
     pending = list(p.runs)
-    _write_record(p, record)
+    _write_record(p, rec)
     while pending:
         wave, pending = pending[:parallel], pending[parallel:]
         jobs = [ex.submit(TrainJob(), r.spec) for r in wave]
         for r, job in zip(wave, jobs, strict=True):
             r.job_id = job.job_id
-        _write_record(p, record)
+        _write_record(p, rec)
         for job in jobs:
             job.wait()
     collector = ex.submit(CollectJob(), str(p.dir.resolve()))
-    record["collector_job_id"] = collector.job_id
-    _write_record(p, record)
+    rec["collector_job_id"] = collector.job_id
+    _write_record(p, rec)
     collector.wait()
-    record["failed_runs"] = [f"{r.spec.variant}/seed{r.spec.seed}" for r in p.runs
+    rec["failed_runs"] = [f"{r.spec.variant}/seed{r.spec.seed}" for r in p.runs
                              if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
-    return record
+    return rec
 
 
 def _study_record(p: StudyPlan) -> dict[str, Any]:
@@ -354,16 +433,23 @@ def _study_record(p: StudyPlan) -> dict[str, Any]:
 
 
 def _strip(old: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in old.items() if k not in ("previous_submissions", "runs_all")}
+    return {k: v for k, v in old.items() if k not in ("previous_submissions", "runs_all", "events")}
 
 
-def _write_record(p: StudyPlan, record: dict[str, Any]) -> None:
+def _write_record(p: StudyPlan, rec: dict[str, Any]) -> None:
+    """study.json := ``rec`` plus the runs (and the events launchers appended meanwhile)."""
     runs = [{"variant": r.spec.variant, "seed": r.spec.seed, "run_dir": os.path.relpath(r.spec.run_dir, p.dir),
              "config_hash": r.config_hash, "job_id": r.job_id,
              "command": build_command(r.spec)} for r in p.runs]  # fmt: skip
     known = {(r["variant"], r["seed"]) for r in runs}
-    record["runs"] = runs
-    record["runs_all"] = runs + [
-        r for r in record.get("runs_all", []) if (r["variant"], r["seed"]) not in known
+    rec["runs"] = runs
+    rec["runs_all"] = runs + [
+        r for r in rec.get("runs_all", []) if (r["variant"], r["seed"]) not in known
     ]
-    atomic.write_json(p.dir / "study.json", record)
+
+    def change(current: dict[str, Any]) -> None:
+        events = current.get("events", [])
+        current.clear()
+        current.update(rec, events=events)
+
+    record.update(p.dir, change)

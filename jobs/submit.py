@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-study", action="store_true", help="resubmit the runs not COMPLETED")
     p.add_argument("--follow", action="store_true", help="live status table until the study ends")
     p.add_argument("--local-parallel", type=int, default=None, help="local runs at once")
+    p.add_argument(
+        "--no-input-check",
+        action="store_true",
+        help="skip the submit-time check of data.root and text.encoder (for data mounted only on "
+        "the compute nodes)",
+    )
     r = p.add_argument_group("resources (override the profile's slurm.* config)")
     r.add_argument("--partition")
     r.add_argument("--account")
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
             results=args.results, overrides=[*args.overrides, *resource_overrides(args)],
             config_file=args.config, executor=args.executor, resume=args.resume_study,
-            dry_run=args.dry_run,
+            dry_run=args.dry_run, input_check=not args.no_input_check,
         )  # fmt: skip
         if args.dry_run:
             print(

@@ -1,13 +1,17 @@
 """Checkpoints: DeepSpeed's ``save_checkpoint`` plus our client state, made resumable atomically.
 
 A checkpoint ``checkpoints/step00000100/`` holds DeepSpeed's model/optimizer shards, our client
-state (step, epoch, data position, EMA, rank-0 RNG states, config hash) and one RNG file per rank.
+state (step, epoch, data position, EMA, rank-0 RNG states, config hash), one RNG file per rank and
+``t2s.json`` (step, world size, config hash: what a resume or ``--resume-study`` checks without
+loading a tensor). Everything we write is tensors and plain types, and every load is weights-only
+(:mod:`text2sign.safeload`): a run dir from someone else cannot run code here.
 It becomes the resume point only when every rank has finished writing: then rank 0 replaces the
 ``checkpoints/latest`` pointer atomically. A killed save leaves the previous pointer intact.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -16,9 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from text2sign import atomic
+from text2sign import atomic, safeload
 from text2sign.distributed import barrier
 from text2sign.errors import RunDirError
+from text2sign.rundir import CHECKPOINT_META, checkpoint_meta
 
 # The rank-0 file holding the module and our client state: ZeRO-3 names it per data-parallel rank.
 MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
@@ -29,9 +34,12 @@ def tag_for(step: int) -> str:
 
 
 def rng_state() -> dict[str, Any]:
+    """Every RNG's state as tensors and plain types (loadable with ``weights_only=True``)."""
+    version, mt, pos = random.getstate()
+    name, keys, npos, has_gauss, gauss = np.random.get_state()
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [version, list(mt), pos],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), npos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -40,8 +48,10 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, mt, pos = state["python"]
+    random.setstate((version, tuple(mt), pos))
+    name, keys, npos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), npos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -57,6 +67,8 @@ def save(
     torch.save(rng_state(), ckpt_dir / tag / f"rng_rank{rank}.pt")
     barrier()  # every shard of every rank is on disk
     if rank == 0:
+        meta = {k: client_state.get(k) for k in ("step", "world_size", "config_hash")}
+        atomic.write_json(ckpt_dir / tag / CHECKPOINT_META, meta)
         atomic.write_text(ckpt_dir / "latest", tag + "\n")
         _prune(ckpt_dir, keep=keep, current=tag)
     barrier()
@@ -70,9 +82,28 @@ def _prune(ckpt_dir: Path, *, keep: int, current: str) -> None:
             shutil.rmtree(ckpt_dir / old, ignore_errors=True)
 
 
+def check_world_size(ckpt_dir: Path, tag: str, world_size: int) -> None:
+    """Refuse (exit 2) to resume with another number of ranks than wrote the checkpoint.
+
+    A different world size changes the global batch and every rank's data order, so the run
+    would no longer be the run its config describes; we refuse rather than convert (README).
+    """
+    written = checkpoint_meta(ckpt_dir, tag).get("world_size")
+    if written is not None and int(written) != world_size:
+        raise RunDirError(
+            f"{ckpt_dir / tag}: written by {written} ranks, this job has {world_size}; resume "
+            f"with {written} ranks (the --nodes and --gpus-per-node/--tasks-per-node it was "
+            "submitted with) or start a new study"
+        )
+
+
 def load(engine, ckpt_dir: Path, tag: str, *, rank: int, config_hash: str) -> dict[str, Any]:
     """Collective: restore engine, optimizer and scheduler; return the client state."""
-    _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag, load_module_strict=True)
+    try:
+        with safeload.weights_only():
+            _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag, load_module_strict=True)
+    except pickle.UnpicklingError as e:
+        raise safeload.refusal(ckpt_dir / tag, e) from None
     if client is None:
         raise RunDirError(f"{ckpt_dir / tag}: DeepSpeed could not load this checkpoint")
     if client.get("config_hash") != config_hash:
@@ -81,7 +112,7 @@ def load(engine, ckpt_dir: Path, tag: str, *, rank: int, config_hash: str) -> di
         )
     rng_file = ckpt_dir / tag / f"rng_rank{rank}.pt"
     if rng_file.exists():
-        set_rng_state(torch.load(rng_file, weights_only=False))
+        set_rng_state(safeload.load(rng_file))
     return client
 
 
@@ -94,7 +125,7 @@ def read_client_state(ckpt_dir: Path, tag: str) -> dict[str, Any]:
     """The rank-0 model-states file: DeepSpeed stores the client state at its top level."""
     for name in MODEL_STATES:
         if (ckpt_dir / tag / name).exists():
-            return torch.load(ckpt_dir / tag / name, map_location="cpu", weights_only=False)
+            return safeload.load(ckpt_dir / tag / name, map_location="cpu")
     raise RunDirError(f"{ckpt_dir / tag}: no DeepSpeed model-states file")
 
 
@@ -105,5 +136,9 @@ def fp32_weights(ckpt_dir: Path, tag: str, *, zero_stage: int) -> dict[str, torc
         return {k: v.float() for k, v in module.items()}
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=tag)
+    try:
+        with safeload.weights_only():
+            state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=tag)
+    except pickle.UnpicklingError as e:
+        raise safeload.refusal(ckpt_dir / tag, e) from None
     return {k: v.float() for k, v in state.items()}

@@ -21,6 +21,7 @@ import pandas as pd
 
 from text2sign import atomic
 from text2sign.errors import UsageError
+from text2sign.settle import settle
 from text2sign.stats_table import (
     BASELINE,
     SUMMARY_METRICS,
@@ -124,6 +125,9 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     study = Path(study)
     if not study.is_dir():
         raise UsageError(f"{study}: no such study folder")
+    plan, _ = _read_json(study / "study.json")
+    if plan:
+        settle(study, plan)  # runs whose job ended before they could write it: ask sacct
     records = discover(study)
     if not records:
         raise UsageError(f"{study}: no runs found (expected VARIANT/seedK/ run dirs or study.json)")

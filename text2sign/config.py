@@ -188,7 +188,13 @@ class SlurmConfig(Section):
         120, ge=10, le=3600, description="USR2 this many seconds before the time limit (--signal)."
     )
     array_parallelism: int = Field(16, ge=1, description="Runs of a study running at once (%N).")
-    max_requeues: int = Field(3, ge=0, le=100, description="Requeues after timeout per run.")
+    max_requeues: int = Field(
+        3, ge=0, le=100, description="Requeues on the USR2 time-limit signal per run; then TIMEOUT."
+    )
+    max_retries: int = Field(
+        1, ge=0, le=10,
+        description="Retries of a crashed run (not exit 2, NaN or cancel), each on another node.",
+    )  # fmt: skip
 
     def ranks_per_node(self) -> int:
         return self.tasks_per_node or max(1, self.gpus_per_node)

@@ -127,3 +127,28 @@ def all_gather_floats(values: list[float]) -> torch.Tensor:
 def shutdown() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+class PeerFailed(UsageError):
+    """Another rank failed at start-up; that rank's own error says why."""
+
+
+def on_main_then_all(main_fn, all_fn=None):
+    """Run ``main_fn`` on rank 0 first, then ``all_fn`` on the other ranks (default: the same).
+
+    Collective. If rank 0 fails, it re-raises its error and every other rank raises
+    ``PeerFailed`` instead of waiting forever in a barrier for a rank that has gone.
+    """
+    result, error = None, None
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        try:
+            result = main_fn()
+        except Exception as e:
+            error = e
+    if all_reduce_max(1.0 if error else 0.0) > 0:
+        if error is not None:
+            raise error
+        raise PeerFailed("rank 0 failed at start-up; see its error")
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        result = (all_fn or main_fn)()
+    return result

@@ -120,10 +120,13 @@ def _pyplot():
 
 
 def _read_curve(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """Columns of a metrics CSV; a step logged twice (an attempt that died before its first
+    checkpoint, in a run dir older than the truncation on restart) counts once: the last wins."""
     try:
-        return pd.read_csv(path, usecols=columns)
+        df = pd.read_csv(path, usecols=columns)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
+    return df.drop_duplicates("step", keep="last") if "step" in df else df
 
 
 def curve_plots(records: list[RunRecord], out: Path) -> list[str]:

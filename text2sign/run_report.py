@@ -46,10 +46,12 @@ def write_summary(run, cfg, env, counts, wall, telemetry, step) -> None:
 
 
 def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    """The metrics rows, one per step (a step logged twice: the last row wins)."""
     if not csv_path.exists():
         return []
     with open(csv_path, newline="") as f:
-        return list(csv.DictReader(f))
+        rows = {r["step"]: r for r in csv.DictReader(f)}
+    return sorted(rows.values(), key=lambda r: int(r["step"]))
 
 
 def print_startup(cfg: Config, env, counts, n_steps: int, step: int, micro_per_epoch: int) -> None:

@@ -22,7 +22,16 @@ from text2sign import atomic
 from text2sign.config import Config, dump_yaml
 from text2sign.errors import RunDirError
 
-STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "PREEMPTED")
+STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "PREEMPTED", "CANCELLED", "TIMEOUT")
+#: States in which a run has ended for good (PREEMPTED and PENDING come back as RUNNING).
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+#: Why a run ended, as recorded in status.json's ``cause`` (the job layer retries only "crash").
+CAUSES = ("", "usage", "nonfinite", "crash", "signal", "cancel", "timeout", "requeue")
+#: Files that the job layer may write into a run dir before the trainer has claimed it.
+NEUTRAL_FILES = frozenset({"status.json", ".lock"})
+#: status.json keys carried over from one write to the next (one attempt to the next).
+_CARRIED = ("created_at", "started_at", "attempts", "requeues", "retries", "excluded", "history",
+            "step", "total_steps", "job_id", "node")  # fmt: skip
 
 
 def now_iso() -> str:
@@ -46,6 +55,7 @@ class RunDir:
         self.samples = self.path / "samples"
         self.checkpoints = self.path / "checkpoints"
         self.text_encoder = self.path / "text_encoder"
+        self.ended = False  # this process wrote an ending state (not PENDING/RUNNING)
 
     # -- config -----------------------------------------------------------------------------
 
@@ -63,14 +73,18 @@ class RunDir:
                     "use a new --run-dir (results are never overwritten)"
                 )
             return True
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(
+            p.name not in NEUTRAL_FILES and not p.name.startswith((".status.json.", "slurm-"))
+            for p in self.path.iterdir()
+        ):
             raise RunDirError(
                 f"{self.path}: not empty and not a text2sign run dir; use a new --run-dir"
             )
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.config, dump_yaml(cfg))
         atomic.write_text(self.config_hash, h + "\n")
-        self.write_status("PENDING", step=0, total=0)
+        if not self.status_file.exists():
+            self.write_status("PENDING", step=0, total=0)
         return False
 
     # -- status -----------------------------------------------------------------------------
@@ -82,28 +96,52 @@ class RunDir:
             return {}
 
     def write_status(
-        self, state: str, *, step: int, total: int, reason: str = "", **extra: Any
-    ) -> None:
+        self,
+        state: str,
+        *,
+        step: int | None = None,
+        total: int | None = None,
+        reason: str = "",
+        cause: str = "",
+        start: bool = False,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Atomically write status.json; keeps the attempt history across writes.
+
+        ``step``/``total`` default to the recorded ones (the job layer writes states without
+        knowing them). ``start`` (the trainer, once per process) opens a new attempt in
+        ``history``; an attempt still open then ended without a word (SIGKILL, OOM, node failure)
+        and says so. An ending state (not PENDING: a retry waiting to start) records how the
+        latest attempt ended.
+        """
         assert state in STATES, state
+        assert cause in CAUSES, cause
         old = self.read_status()
-        status = {
-            "state": state,
-            "step": step,
-            "total_steps": total,
-            "reason": reason,
-            "created_at": old.get("created_at", now_iso()),
-            "started_at": old.get("started_at"),
-            "updated_at": now_iso(),
-            "ended_at": None,
-            "attempts": old.get("attempts", 0),
-            **extra,
-        }
-        if state == "RUNNING" and old.get("state") != "RUNNING":
-            status["started_at"] = status["started_at"] or now_iso()
-            status["attempts"] = status["attempts"] + 1
-        if state in ("COMPLETED", "FAILED", "PREEMPTED"):
+        status: dict[str, Any] = {k: old[k] for k in _CARRIED if k in old}
+        status.setdefault("created_at", now_iso())
+        status.setdefault("attempts", 0)
+        status.setdefault("history", [])
+        status.update(
+            state=state, reason=reason, cause=cause, updated_at=now_iso(), ended_at=None, **extra
+        )
+        status["step"] = step if step is not None else old.get("step", 0)
+        status["total_steps"] = total if total is not None else old.get("total_steps", 0)
+        history = status["history"]
+        if start:
+            if history and "state" not in history[-1]:
+                history[-1].update(state="LOST", reason="ended without a word (SIGKILL, OOM "
+                                   "killer or node failure?)", step=old.get("step", 0))  # fmt: skip
+            status["started_at"] = status.get("started_at") or now_iso()
+            status["attempts"] += 1
+            history.append({"attempt": status["attempts"], "job_id": status.get("job_id"),
+                            "node": status.get("node"), "started_at": now_iso()})  # fmt: skip
+        elif state not in ("RUNNING", "PENDING") and history:  # the latest word on the attempt
+            history[-1].update(state=state, reason=reason, step=status["step"], ended_at=now_iso())
+        if state in TERMINAL or state == "PREEMPTED":
             status["ended_at"] = now_iso()
         atomic.write_json(self.status_file, status)
+        self.ended = state not in ("PENDING", "RUNNING")
+        return status
 
     @property
     def completed(self) -> bool:
@@ -118,6 +156,17 @@ class RunDir:
             return None
         tag = pointer.read_text().strip()
         return tag if (self.checkpoints / tag).is_dir() else None
+
+
+CHECKPOINT_META = "t2s.json"
+
+
+def checkpoint_meta(ckpt_dir: Path, tag: str) -> dict[str, Any]:
+    """``t2s.json`` of a checkpoint: step, world size, config hash ({} if absent or unreadable)."""
+    try:
+        return json.loads((Path(ckpt_dir) / tag / CHECKPOINT_META).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 class Stopwatch:

@@ -178,6 +178,10 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
             "seeds": len(by_variant[v]),
             "completed": len(done[v]),
             "state": ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+            "not_completed": "; ".join(
+                f"{r.seed} {r.state}: {r.problem}" if r.problem else f"{r.seed} {r.state}"
+                for r in by_variant[v] if r.state != "COMPLETED"
+            ),  # fmt: skip
             "weights": _weights(done[v]) or _weights(by_variant[v]),
             **_audit_seeds(done[v]),
         }
@@ -285,6 +289,10 @@ def markdown_table(df: pd.DataFrame) -> str:
     for _, r in df.iterrows():
         cells = [r.variant, r.state] + [fmt_mean_std(r, k) for k in train]
         out.append(_md_row(cells + [fmt_weights(r.weights)]))
+    problems = [f"- {r.variant} {item}" for _, r in df.iterrows()
+                for item in str(r.get("not_completed") or "").split("; ") if item]  # fmt: skip
+    if problems:
+        out += ["", "Runs not COMPLETED (state: reason):", "", *problems]
     if ev:
         headers = ["variant"] + [metric(k).label + _arrow(metric(k)) for k in ev]
         headers.append("audit: seeds with p < 0.05")

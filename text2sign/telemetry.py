@@ -18,6 +18,8 @@ from typing import Any
 import psutil
 import torch
 
+from text2sign.writers import truncate_csv
+
 GPU_COLUMNS = (
     "time",
     "elapsed_s",
@@ -192,6 +194,8 @@ class Telemetry:
         return [{**base, **r, "process_rss_bytes": rss} for r in self.reader.read()]
 
     def start(self) -> None:
+        """Start sampling; rows of an earlier attempt after the current step are dropped first."""
+        truncate_csv(self.csv_path, self.step)
         new = not self.csv_path.exists()
         self._f = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._w = csv.DictWriter(self._f, fieldnames=GPU_COLUMNS)

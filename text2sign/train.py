@@ -1,7 +1,8 @@
 """Train one run (one variant × one seed) with DeepSpeed: ZeRO 0–3, bf16, EMA, exact resume.
 
-Reads top to bottom: setup distributed → run dir → data → model → DeepSpeed engine → resume →
-train loop (NaN guard, signals, EMA, metrics, checkpoints) → samples → summary.
+Reads top to bottom: setup distributed → claim the run dir (lock + config hash) → data → model →
+DeepSpeed engine → resume → train loop (NaN guard, signals, EMA, metrics, checkpoints) → samples
+→ summary and status.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
 from text2sign.engine import deepspeed_config, gathered_weights, param_groups
-from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE
+from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, UsageError
 from text2sign.metadata import collect_metadata
 from text2sign.modeling import build_model
 from text2sign.models.ema import EMA
 from text2sign.models.text_encoder import build_text_encoder
 from text2sign.run_report import Progress, print_startup, write_summary
 from text2sign.rundir import RunDir, Stopwatch, now_iso
+from text2sign.runlock import RunLock, job_identity
 from text2sign.sampling import SampleWriter, make_diffusion
 from text2sign.telemetry import Telemetry
 from text2sign.writers import CSVWriter, JSONLWriter, MetricsLogger, TensorBoardWriter
@@ -36,7 +38,13 @@ STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
 
 class StopFlag:
-    """Set by SIGUSR2/SIGTERM; the loop finishes the current step, checkpoints and exits 75."""
+    """Set by SIGUSR2/SIGTERM; the loop finishes the current step, checkpoints and exits 75.
+
+    USR2 is SLURM's "time limit ahead" (``--signal``) or a preemption notice: the run ends
+    PREEMPTED and the job layer requeues it. SIGTERM is ``scancel`` (or SLURM ending the job): the
+    run ends CANCELLED, checkpointed, and is never requeued by us (the job layer may refine the
+    state to TIMEOUT or PREEMPTED from SLURM's own view of the job).
+    """
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -46,6 +54,15 @@ class StopFlag:
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum
 
+    def outcome(self, step: int) -> tuple[str, str, str]:
+        """(state, cause, reason) of a run stopped by this flag at ``step``."""
+        if self.signum == signal.SIGTERM:
+            return ("CANCELLED", "cancel",
+                    f"SIGTERM at step {step} (scancel or SLURM ending the job); checkpointed, "
+                    "not requeued: --resume-study continues it")  # fmt: skip
+        sig = signal.Signals(self.signum).name if self.signum else "a peer rank's signal"
+        return "PREEMPTED", "signal", f"{sig} at step {step}; checkpointed, requeue to resume"
+
 
 def total_steps(cfg: Config, per_epoch_micro: int) -> int:
     steps = cfg.train.epochs * per_epoch_micro // cfg.train.grad_accum
@@ -53,22 +70,55 @@ def total_steps(cfg: Config, per_epoch_micro: int) -> int:
 
 
 def train(cfg: Config, run_dir: Path) -> int:
-    """Run (or resume) training; return the process exit code (see text2sign.errors)."""
-    # -- 1. distributed + run dir -----------------------------------------------------------
+    """Run (or resume) training; return the process exit code (see text2sign.errors).
+
+    Every way the run ends is written to status.json by rank 0 (state, cause, one-line reason):
+    a start-up error (exit 2) and a crash as FAILED, a NaN as FAILED at its step, a signal as
+    PREEMPTED or CANCELLED. What kills the process outright (SIGKILL, OOM) the launcher writes.
+    """
     stop = StopFlag()
     env = distributed.init()
     _quiet_libraries()
     run = RunDir(run_dir)
-    if env.is_main:
+    lock = distributed.on_main_then_all(lambda: _claim(run, cfg), lambda: None)
+    try:
+        if run.completed:
+            if env.is_main:
+                print(f"[text2sign] {run_dir}: already COMPLETED; nothing to do", flush=True)
+            return EXIT_OK
+        return _train(cfg, run, env, stop)
+    except BaseException as e:
+        if env.is_main and not run.ended:  # unless this attempt already said how it ended
+            cause = "usage" if isinstance(e, UsageError) else "crash"
+            run.write_status("FAILED", reason=_one_line(e), cause=cause)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim(run: RunDir, cfg: Config) -> RunLock:
+    """Rank 0: hold the run dir for this trainer (exit 2 if another holds it), then check that
+    it holds this config (exit 2 if not). Nothing is written into a run dir we do not own."""
+    lock = RunLock(run.path).acquire(since=now_iso())
+    try:
         run.prepare(cfg)
-    distributed.barrier()
-    if run.completed:
-        if env.is_main:
-            print(f"[text2sign] {run_dir}: already COMPLETED; nothing to do", flush=True)
-        return EXIT_OK
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    detail = text[-1] if text else ""
+    return detail if isinstance(e, UsageError) else f"{type(e).__name__}: {detail}".rstrip(": ")
+
+
+def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     torch.manual_seed(cfg.train.seed)  # model init is identical on every rank and every resume
 
-    # -- 2. data ----------------------------------------------------------------------------
+    # -- 1. data (rank 0 decodes the cache once; the others then memory-map it) ---------------
     data_kwargs = dict(
         num_frames=cfg.data.num_frames,
         size=cfg.data.image_size,
@@ -77,27 +127,26 @@ def train(cfg: Config, run_dir: Path) -> int:
         strict=cfg.data.strict,
         seed=cfg.data.split_seed,
     )
-    if env.is_main:  # rank 0 decodes the cache once; the others then memory-map it
-        train_ds, val_ds = open_dataset(cfg.data.root, **data_kwargs)
-    distributed.barrier()
-    if not env.is_main:
-        train_ds, val_ds = open_dataset(cfg.data.root, **data_kwargs)
+    train_ds, val_ds = distributed.on_main_then_all(
+        lambda: open_dataset(cfg.data.root, **data_kwargs)
+    )
     micro_per_epoch = MicroBatchSampler(
         len(train_ds), batch_size=cfg.train.batch_size, rank=0, world_size=env.world_size, seed=0
     ).per_epoch
     n_steps = total_steps(cfg, micro_per_epoch)
 
-    # -- 3. model -----------------------------------------------------------------------------
+    # -- 2. model (the tiny tokenizer/encoder is built and saved once, then loaded by all) -----
     captions = sorted(set(train_ds.captions) | set(val_ds.captions))
-    if env.is_main:  # the tiny tokenizer/encoder is built and saved once, then loaded by all ranks
-        build_text_encoder(cfg.text.encoder, max_tokens=cfg.text.max_tokens, captions=captions,
-                           save_dir=run.text_encoder)  # fmt: skip
-    distributed.barrier()
+    distributed.on_main_then_all(
+        lambda: build_text_encoder(cfg.text.encoder, max_tokens=cfg.text.max_tokens,
+                                   captions=captions, save_dir=run.text_encoder),
+        lambda: None,
+    )  # fmt: skip
     built = build_model(cfg, run.path, captions)
     built.text.to(env.device)
     counts = built.parameter_counts()
 
-    # -- 4. DeepSpeed engine ------------------------------------------------------------------
+    # -- 3. DeepSpeed engine --------------------------------------------------------------------
     import deepspeed
 
     optimizer = torch.optim.AdamW(
@@ -118,19 +167,19 @@ def train(cfg: Config, run_dir: Path) -> int:
     diffusion = make_diffusion(cfg)
     ema = EMA(engine.module, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
 
-    # -- 5. resume ----------------------------------------------------------------------------
+    # -- 4. resume (same world size only: see checkpoint.check_world_size) ----------------------
     step = 0
     tag = run.latest_checkpoint()
     if tag is not None:
+        checkpoint.check_world_size(run.checkpoints, tag, env.world_size)
         client = checkpoint.load(
             engine, run.checkpoints, tag, rank=env.rank, config_hash=cfg.hash()
         )
         step = int(client["step"])
         if ema is not None:
             ema.load_state_dict(client["ema"])
-    resumed_from = step if tag is not None else None
 
-    # -- 6. outputs (rank 0 writes shared files) ---------------------------------------------
+    # -- 5. outputs (rank 0 writes shared files; every attempt restarts them at ``step``) ------
     telemetry_csv = (
         run.gpu_memory_csv if env.is_main else run.path / f"gpu_memory.rank{env.rank}.csv"
     )
@@ -143,15 +192,15 @@ def train(cfg: Config, run_dir: Path) -> int:
     if env.is_main:
         logger = MetricsLogger(
             [
-                CSVWriter(run.metrics_csv, resume_step=resumed_from),
-                JSONLWriter(run.metrics_jsonl, resume_step=resumed_from),
-                TensorBoardWriter(run.tb, every=cfg.train.log_every, resume_step=resumed_from),
+                CSVWriter(run.metrics_csv, resume_step=step),
+                JSONLWriter(run.metrics_jsonl, resume_step=step),
+                TensorBoardWriter(run.tb, every=cfg.train.log_every, resume_step=step),
             ]
         )
         meta = collect_metadata(env, telemetry, counts, run_dir=run.path)
-        meta["resumed_from_step"] = resumed_from
+        meta["resumed_from_step"] = step if tag is not None else None
         atomic.write_json(run.metadata, meta)
-        run.write_status("RUNNING", step=step, total=n_steps)
+        run.write_status("RUNNING", step=step, total=n_steps, start=True, **job_identity())
         print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
     sampler = SampleWriter(cfg, diffusion, val_ds, run, logger.tensorboard) if env.is_main else None
     progress = Progress(n_steps, step, env.is_main)
@@ -166,11 +215,11 @@ def train(cfg: Config, run_dir: Path) -> int:
     )  # fmt: skip
     batches = iter(loader)
 
-    # -- 7. train loop ------------------------------------------------------------------------
+    # -- 6. train loop ----------------------------------------------------------------------------
     clock = Stopwatch()
     last_ckpt = step
     engine.train()
-    exit_code, final_state, reason = EXIT_OK, "COMPLETED", ""
+    exit_code, final_state, cause, reason = EXIT_OK, "COMPLETED", "", ""
     try:
         while step < n_steps:
             t0 = time.perf_counter()
@@ -221,53 +270,30 @@ def train(cfg: Config, run_dir: Path) -> int:
             if cfg.train.sample_every and step % cfg.train.sample_every == 0:
                 _write_samples(sampler, engine, ema, step, cfg)
             if step % cfg.train.checkpoint_every == 0 or step == n_steps or stopping:
-                _save(
-                    engine,
-                    run,
-                    step,
-                    ema,
-                    cfg,
-                    env,
-                    sampler_stream,
-                    keep=cfg.train.keep_checkpoints,
-                )
+                _save(engine, run, step, ema, cfg, env, sampler_stream)
                 last_ckpt = step
             if stopping and step < n_steps:
-                sig = signal.Signals(stop.signum).name if stop.signum else "a peer rank's signal"
-                exit_code, final_state = EXIT_REQUEUE, "PREEMPTED"
-                reason = f"{sig} at step {step}; checkpointed, requeue to resume"
+                final_state, cause, reason = stop.outcome(step)
+                exit_code = EXIT_REQUEUE
                 break
         else:
             if step != last_ckpt:
-                _save(
-                    engine,
-                    run,
-                    step,
-                    ema,
-                    cfg,
-                    env,
-                    sampler_stream,
-                    keep=cfg.train.keep_checkpoints,
-                )
+                _save(engine, run, step, ema, cfg, env, sampler_stream)
             if cfg.train.num_samples:
                 _write_samples(sampler, engine, ema, step, cfg)
     except _NonFinite as e:
-        exit_code, final_state = EXIT_FAILURE, "FAILED"
+        exit_code, final_state, cause = EXIT_FAILURE, "FAILED", "nonfinite"
         reason = (
             f"non-finite loss at step {e.step}; last good checkpoint: {run.latest_checkpoint()}"
         )
-    except BaseException as e:
-        if env.is_main:
-            run.write_status("FAILED", step=step, total=n_steps, reason=f"{type(e).__name__}: {e}")
+    finally:
         telemetry.stop()
-        raise
-    telemetry.stop()
 
-    # -- 8. summary + status ------------------------------------------------------------------
+    # -- 7. summary + status ------------------------------------------------------------------
     if env.is_main:
         logger.close()
         write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
-        run.write_status(final_state, step=step, total=n_steps, reason=reason)
+        run.write_status(final_state, step=step, total=n_steps, reason=reason, cause=cause)
         meta.update(ended_at=now_iso(), wall_time_s=round(clock.elapsed(), 3))
         atomic.write_json(run.metadata, meta)
         print(f"[text2sign] {final_state} at step {step}/{n_steps} {reason}".rstrip(), flush=True)
@@ -349,7 +375,7 @@ def _grad_norm(engine) -> float:
     return float(gn.item() if torch.is_tensor(gn) else gn)
 
 
-def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream, keep: int) -> None:
+def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream) -> None:
     epoch, pos = stream.position(step * cfg.train.grad_accum)
     client = {
         "step": step,
@@ -361,6 +387,5 @@ def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream, keep: i
         "world_size": env.world_size,
     }
     run.checkpoints.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(
-        engine, run.checkpoints, step=step, rank=env.rank, client_state=client, keep=keep
-    )
+    checkpoint.save(engine, run.checkpoints, step=step, rank=env.rank, client_state=client,
+                    keep=cfg.train.keep_checkpoints)  # fmt: skip

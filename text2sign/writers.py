@@ -2,7 +2,8 @@
 
 CSV and JSON-lines get a row per optimizer step (the collector reads the CSV); TensorBoard gets
 scalars every ``log_every`` steps, plus images and text. On resume every writer drops what was
-logged after the checkpoint step, so each step appears exactly once.
+logged after the step it resumes from (0 when a run restarts without a checkpoint), so each step
+appears exactly once whatever killed the previous attempt.
 """
 
 from __future__ import annotations
@@ -41,17 +42,33 @@ def _keep_rows_upto(path: Path, step: int, parse_step) -> None:
         return
     lines = path.read_text().splitlines(keepends=True)
     kept = [ln for ln in lines if (s := parse_step(ln)) is None or s <= step]
+    if kept and not kept[-1].endswith("\n"):
+        kept.pop()  # a row cut off by a killed writer
     if len(kept) != len(lines):
         path.write_text("".join(kept))
+
+
+def truncate_csv(path: Path, step: int) -> None:
+    """Drop the rows of a CSV with a ``step`` column after ``step`` (header kept)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            col = f.readline().rstrip("\r\n").split(",").index("step")
+    except (OSError, ValueError):
+        return
+
+    def parse(line: str) -> int | None:
+        cells = line.rstrip("\r\n").split(",")
+        return int(cells[col]) if len(cells) > col and cells[col].isdigit() else None
+
+    _keep_rows_upto(path, step, parse)
 
 
 class CSVWriter:
     """Append-only CSV with a fixed header (``METRIC_COLUMNS``)."""
 
-    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+    def __init__(self, path: Path, resume_step: int = 0) -> None:
         self.path = path
-        if resume_step is not None:
-            _keep_rows_upto(path, resume_step, _csv_step)
+        truncate_csv(path, resume_step)
         new = not path.exists() or path.stat().st_size == 0
         self._f = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._w = csv.DictWriter(self._f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
@@ -66,11 +83,6 @@ class CSVWriter:
         self._f.close()
 
 
-def _csv_step(line: str) -> int | None:
-    head = line.split(",", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 def _jsonl_step(line: str) -> int | None:
     try:
         return int(json.loads(line)["step"])
@@ -79,9 +91,8 @@ def _jsonl_step(line: str) -> int | None:
 
 
 class JSONLWriter:
-    def __init__(self, path: Path, resume_step: int | None = None) -> None:
-        if resume_step is not None:
-            _keep_rows_upto(path, resume_step, _jsonl_step)
+    def __init__(self, path: Path, resume_step: int = 0) -> None:
+        _keep_rows_upto(path, resume_step, _jsonl_step)
         self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -97,13 +108,12 @@ class JSONLWriter:
 
 
 class TensorBoardWriter:
-    """Scalars every ``every`` steps; ``purge_step`` discards events after a resumed checkpoint."""
+    """Scalars every ``every`` steps; ``purge_step`` discards events after the resumed step."""
 
-    def __init__(self, logdir: Path, every: int, resume_step: int | None = None) -> None:
+    def __init__(self, logdir: Path, every: int, resume_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        purge = resume_step + 1 if resume_step is not None else None
-        self.tb = SummaryWriter(log_dir=str(logdir), purge_step=purge)
+        self.tb = SummaryWriter(log_dir=str(logdir), purge_step=resume_step + 1)
         self.every = every
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:

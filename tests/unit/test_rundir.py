@@ -10,6 +10,7 @@ from text2sign.config import load_config
 from text2sign.data.stream import MicroBatchSampler, step_generator
 from text2sign.errors import DataError, RunDirError
 from text2sign.rundir import RunDir
+from text2sign.runlock import RunLock
 from text2sign.writers import CSVWriter, JSONLWriter
 
 
@@ -33,16 +34,54 @@ def test_status_transitions_keep_history(tmp_path):
     run = RunDir(tmp_path / "r")
     run.prepare(load_config())
     assert run.read_status()["state"] == "PENDING"
-    run.write_status("RUNNING", step=0, total=10)
+    run.write_status("RUNNING", step=0, total=10, start=True, job_id="7_0", node="n1")
     first = run.read_status()
     run.write_status("PREEMPTED", step=4, total=10, reason="SIGUSR2")
-    run.write_status("RUNNING", step=4, total=10)
+    run.write_status("RUNNING", step=4, total=10, start=True, job_id="7_0", node="n2")
+    run.write_status(
+        "RUNNING", step=6, total=10, start=True, job_id="7_0", node="n1"
+    )  # after a kill
     run.write_status("COMPLETED", step=10, total=10)
     st = json.loads((tmp_path / "r" / "status.json").read_text())
-    assert st["state"] == "COMPLETED" and st["attempts"] == 2 and st["ended_at"]
+    assert st["state"] == "COMPLETED" and st["attempts"] == 3 and st["ended_at"]
     assert st["started_at"] == first["started_at"]
+    assert [(h["attempt"], h["node"], h["state"]) for h in st["history"]] == [
+        (1, "n1", "PREEMPTED"), (2, "n2", "LOST"), (3, "n1", "COMPLETED")
+    ]  # fmt: skip
+    assert "SIGKILL" in st["history"][1]["reason"] and st["history"][0]["reason"] == "SIGUSR2"
     assert not list((tmp_path / "r").glob(".status.json.*"))  # no temp files left behind
     assert run.completed
+
+
+def test_a_pending_retry_does_not_rewrite_how_the_attempt_ended(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.prepare(load_config())
+    run.write_status("RUNNING", step=0, total=10, start=True)
+    run.write_status("FAILED", reason="trainer killed by SIGKILL", cause="crash")
+    run.write_status("PENDING", reason="retry 1 of 1", cause="crash", retries=1, excluded=["n1"])
+    st = run.read_status()
+    assert st["history"][-1]["state"] == "FAILED" and st["retries"] == 1
+    assert st["excluded"] == ["n1"] and st["state"] == "PENDING" and st["step"] == 0
+
+
+def test_a_run_dir_holding_only_job_layer_files_can_still_be_prepared(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.write_status("FAILED", reason="trainer killed by SIGKILL", cause="crash")
+    (tmp_path / "r" / ".lock").write_text("")
+    (tmp_path / "r" / "slurm-12.out").write_text("log")
+    assert run.prepare(load_config()) is False
+    assert run.read_status()["state"] == "FAILED"  # the job layer's word is kept
+
+
+def test_the_run_lock_names_its_holder_and_is_freed_on_release(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURMD_NODENAME", "n2")
+    first = RunLock(tmp_path).acquire(since="2026-01-01T00:00:00")
+    with pytest.raises(RunDirError, match=r"held by another trainer \(job 41 on n2, pid \d+"):
+        RunLock(tmp_path).acquire()
+    assert not RunLock(tmp_path).try_acquire()
+    first.release()
+    assert RunLock(tmp_path).try_acquire()
 
 
 def test_micro_batches_are_deterministic_disjoint_and_resumable():

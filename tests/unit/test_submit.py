@@ -37,7 +37,7 @@ def test_dry_run_prints_the_pinned_sbatch_scripts(tmp_path):
     proc = submit("--variants", "all", "--seeds", "0,1", "--study", "golden", "--results",
                   str(tmp_path), "--dry-run", "--executor", "slurm", "--partition", "gpu",
                   "--account", "proj1", "--time", "90", "--sbatch-extra=--exclusive",
-                  "--signal", "USR2@90", env=no_slurm_env())  # fmt: skip
+                  "--signal", "USR2@90", "--no-input-check", env=no_slurm_env())  # fmt: skip
     assert proc.returncode == 0, proc.stderr  # rendering the scripts needs no cluster
     text = normalise(proc.stdout, tmp_path)
     if os.environ.get("T2S_UPDATE_GOLDEN"):
@@ -48,7 +48,8 @@ def test_dry_run_prints_the_pinned_sbatch_scripts(tmp_path):
 
 def test_dry_run_local_executor_without_slurm(tmp_path):
     proc = submit("--variants", "baseline", "--study", "x", "--results", str(tmp_path),
-                  "--dry-run", "--executor", "local", env=no_slurm_env())  # fmt: skip
+                  "--dry-run", "--executor", "local", "--no-input-check",
+                  env=no_slurm_env())  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "#SBATCH --array=0-0%1" in proc.stdout and "executor local" in proc.stdout
 
@@ -73,8 +74,8 @@ def test_dry_run_local_executor_without_slurm(tmp_path):
         (["--nodes", "0"], "key 'slurm.nodes'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_submits_nothing(tmp_path, args, message):
-    base = ["--results", str(tmp_path), "--executor", "local"]
+def test_bad_input_is_one_line_exit_2_and_submits_nothing(tmp_path, synth_data, args, message):
+    base = ["--results", str(tmp_path), "--executor", "local", "--set", f"data.root={synth_data}"]
     if "--study" not in args:
         base += ["--study", "s1"]
     proc = submit(*base, *args, env=no_slurm_env())
@@ -82,6 +83,40 @@ def test_bad_input_is_one_line_exit_2_and_submits_nothing(tmp_path, args, messag
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _pairless(root: Path) -> Path:
+    root.mkdir()
+    (root / "a.gif").write_bytes(b"not a gif")
+    (root / "a.txt").write_text("hello")
+    (root / "b.gif").write_bytes(b"GIF89a")  # no caption
+    return root
+
+
+@pytest.mark.parametrize(
+    ("make_sets", "message"),
+    [
+        (lambda t: ["data.root=" + str(t / "nowhere")], "does not exist"),
+        (lambda t: ["data.root=" + str((t / "empty").mkdir() or t / "empty")], "no valid NAME.gif"),
+        (
+            lambda t: ["data.root=" + str(_pairless(t / "bad"))],
+            "no valid NAME.gif + NAME.txt pairs",
+        ),
+        (lambda t: ["text.encoder=" + str(t / "no_model")], "is not a saved model"),
+        (lambda t: ["text.encoder=someone/not-cached"], "is not in the HF cache"),
+    ],
+)
+def test_missing_inputs_are_refused_before_submitting(tmp_path, synth_data, make_sets, message):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    sets = [f"data.root={synth_data}", *make_sets(inputs)]
+    results = tmp_path / "results"
+    proc = submit("--results", str(results), "--study", "s", "--executor", "local",
+                  *[x for s in sets for x in ("--set", s)],
+                  env={**no_slurm_env(), "HF_HOME": str(tmp_path / "hf")})  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "--no-input-check" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and not results.exists()
 
 
 def test_existing_study_is_refused_unless_resumed(tmp_path):

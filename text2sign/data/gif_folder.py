@@ -105,6 +105,28 @@ def _check_pair(gif: Path) -> tuple[Pair | None, tuple[str, str] | None]:
     return Pair(gif.stem, gif, caption, frames, width, height), None
 
 
+def first_valid_pair(root: str | os.PathLike) -> Pair:
+    """The first valid GIF + caption pair of ``root`` (a cheap check before submitting a study).
+
+    Raises ``DataError`` for a missing folder, a file, or a folder without one valid pair.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"dataset folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"dataset path {root} is not a folder")
+    bad: list[tuple[str, str]] = []
+    for gif in sorted(p for p in root.iterdir() if p.suffix.lower() == ".gif"):
+        if gif.name.startswith(".") or gif.is_dir():
+            continue
+        pair, problem = _check_pair(gif)
+        if pair is not None:
+            return pair
+        bad.append(problem)  # type: ignore[arg-type]
+    detail = f" ({len(bad)} bad: {format_bad(bad, 3)})" if bad else ""
+    raise DataError(f"no valid NAME.gif + NAME.txt pairs in {root}{detail}")
+
+
 def scan_folder(root: str | os.PathLike, *, strict: bool = False) -> ScanResult:
     """Find and validate the GIF + caption pairs of a flat folder.
 

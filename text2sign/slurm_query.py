@@ -1,0 +1,120 @@
+"""SLURM's own view of a study's jobs: ``sacct`` (accounting) and ``scontrol``, asked sparingly.
+
+Used by the launcher (is this job being cancelled?), the submitter (array size limit, jobs still
+queued), ``jobs/status.py`` and the collector (how did a job end that never wrote a status?).
+A study asks ``sacct`` once per refresh for all of its jobs, at most every ``MIN_POLL_S`` seconds,
+and less often while nothing changes (:class:`SacctPoller`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from text2sign import atomic
+
+#: SLURM job states after which a job never runs again (REQUEUED records are followed by others).
+ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                   "BOOT_FAIL", "DEADLINE", "PREEMPTED"})  # fmt: skip
+#: States of a job that is still queued or running (``--resume-study`` leaves such runs alone).
+ACTIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
+                    "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT"})  # fmt: skip
+MIN_POLL_S = 30.0
+MAX_POLL_S = 300.0
+_FIELDS = ("JobID", "State", "Elapsed", "NodeList", "ExitCode", "Start", "End")
+
+
+def available() -> bool:
+    return shutil.which("sacct") is not None
+
+
+def _run(cmd: list[str], timeout: float = 30) -> str | None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def job_records(job_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Job id → every accounting record of it, oldest first (``-D``: requeued attempts too).
+
+    ``job_ids`` may be array tasks (``123_4``) or whole arrays (``123``: every task is listed).
+    """
+    ids = sorted({str(j) for j in job_ids if j})
+    if not ids or not available():
+        return {}
+    out = _run(["sacct", "-X", "-D", "-n", "-P", "-o", ",".join(_FIELDS), "-j", ",".join(ids)])
+    records: dict[str, list[dict[str, str]]] = {}
+    for line in (out or "").splitlines():
+        parts = line.split("|")
+        if len(parts) != len(_FIELDS):
+            continue
+        rec = dict(zip(_FIELDS, parts, strict=True))
+        rec["State"] = rec["State"].split()[0]  # "CANCELLED by 0" → "CANCELLED"
+        records.setdefault(rec["JobID"], []).append(rec)
+    return records
+
+
+def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, Any]]:
+    """Job id → {state, restarts, elapsed, nodes}: the latest record, restarts = REQUEUED ones."""
+    out = {}
+    for job, recs in records.items():
+        last = recs[-1]
+        out[job] = {
+            "state": last["State"],
+            "restarts": sum(r["State"] == "REQUEUED" for r in recs),
+            "elapsed": last["Elapsed"],
+            "nodes": [r["NodeList"] for r in recs if r["NodeList"] not in ("", "None assigned")],
+        }
+    return out
+
+
+def job_state(job_id: str) -> str | None:
+    """The controller's current state of a job (``scontrol``; None when it no longer knows it)."""
+    out = _run(["scontrol", "show", "job", "-o", str(job_id)], timeout=15)
+    m = re.search(r"\bJobState=(\S+)", out or "")
+    return m.group(1) if m else None
+
+
+def max_array_size(default: int = 1001) -> int:
+    """``MaxArraySize`` of the cluster: an array may hold at most this many tasks."""
+    out = _run(["scontrol", "show", "config"], timeout=15) or ""
+    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.M)
+    return int(m.group(1)) if m else default
+
+
+class SacctPoller:
+    """``sacct`` for one study, cached in ``STUDY/.sacct.json`` and shared by every reader
+    (``make status`` run twice, ``--follow``, the collector): asked at most every 30 s, then
+    every 60, 120 … 300 s while the answer stays the same; a change resets the interval."""
+
+    def __init__(self, study: Path) -> None:
+        self.cache = Path(study) / ".sacct.json"
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.cache.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def get(self, job_ids: list[str], *, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        cached = self._load()
+        age = time.time() - cached.get("time", 0.0)
+        wanted = sorted({str(j) for j in job_ids if j})
+        if not fresh and cached.get("ids") == wanted and age < cached.get("interval", 0.0):
+            return cached["jobs"]
+        jobs = summarize(job_records(wanted))
+        same = jobs == cached.get("jobs")
+        interval = min(MAX_POLL_S, 2 * cached.get("interval", MIN_POLL_S)) if same else MIN_POLL_S
+        try:
+            atomic.write_json(self.cache, {"time": time.time(), "interval": interval,
+                                           "ids": wanted, "jobs": jobs})  # fmt: skip
+        except OSError:
+            pass  # a read-only results tree still gets an answer
+        return jobs
