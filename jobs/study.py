@@ -204,13 +204,9 @@ def plan(
 def _active_runs(study_dir: Path) -> dict[tuple[str, int], str]:
     """(variant, seed) → SLURM state, for the runs whose latest job is still queued or running."""
     runs = record.read(study_dir).get("runs_all") or []
-    jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in runs]))
-    out = {}
-    for r in runs:
-        state = jobs.get(str(r.get("job_id")), {}).get("state")
-        if state in slurm_query.ACTIVE:
-            out[(r["variant"], int(r["seed"]))] = state
-    return out
+    jobs = slurm_query.queued([r.get("job_id") for r in runs])
+    return {(r["variant"], int(r["seed"])): jobs[str(r["job_id"])] for r in runs
+            if str(r.get("job_id")) in jobs}  # fmt: skip
 
 
 def _check_world_size(run: RunDir, s: SlurmConfig) -> None:

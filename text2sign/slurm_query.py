@@ -8,6 +8,7 @@ and less often while nothing changes (:class:`SacctPoller`).
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import shutil
@@ -21,9 +22,6 @@ from text2sign import atomic
 #: SLURM job states after which a job never runs again (REQUEUED records are followed by others).
 ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
                    "BOOT_FAIL", "DEADLINE", "PREEMPTED"})  # fmt: skip
-#: States of a job that is still queued or running (``--resume-study`` leaves such runs alone).
-ACTIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
-                    "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT"})  # fmt: skip
 MIN_POLL_S = 30.0
 MAX_POLL_S = 300.0
 _FIELDS = ("JobID", "State", "Elapsed", "NodeList", "ExitCode", "Start", "End")
@@ -57,8 +55,21 @@ def job_records(job_ids: list[str]) -> dict[str, list[dict[str, str]]]:
             continue
         rec = dict(zip(_FIELDS, parts, strict=True))
         rec["State"] = rec["State"].split()[0]  # "CANCELLED by 0" → "CANCELLED"
-        records.setdefault(rec["JobID"], []).append(rec)
+        for job in expand(rec["JobID"]):
+            records.setdefault(job, []).append({**rec, "JobID": job})
     return records
+
+
+def expand(job_id: str) -> list[str]:
+    """``12_[0-2,5%4]`` (array tasks not yet started, as sacct lists them) → 12_0 12_1 12_2 12_5."""
+    m = re.fullmatch(r"(\d+)_\[([^\]%]+)(?:%\d+)?\]", job_id)
+    if not m:
+        return [job_id]
+    out = []
+    for part in m.group(2).split(","):
+        lo, _, hi = part.partition("-")
+        out += [f"{m.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out
 
 
 def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, Any]]:
@@ -73,6 +84,25 @@ def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, A
             "nodes": [r["NodeList"] for r in recs if r["NodeList"] not in ("", "None assigned")],
         }
     return out
+
+
+def queued(job_ids: list[str]) -> dict[str, str]:
+    """Job id → state for the jobs the controller still holds (pending, running, requeued…).
+
+    Asks ``squeue``, not ``sacct``: a job submitted a moment ago may not have reached the
+    accounting database yet, but the controller knows it at once.
+    """
+    wanted = {str(j) for j in job_ids if j}
+    if not wanted or not shutil.which("squeue"):
+        return {}
+    out = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"], timeout=15)
+    states = {}
+    for line in (out or "").splitlines():
+        job, _, state = line.partition("|")
+        for j in expand(job):
+            if j in wanted:
+                states[j] = state
+    return states
 
 
 def job_state(job_id: str) -> str | None:

@@ -180,7 +180,8 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
             "state": ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
             "not_completed": "; ".join(
                 f"{r.seed} {r.state}: {r.problem}" if r.problem else f"{r.seed} {r.state}"
-                for r in by_variant[v] if r.state != "COMPLETED"
+                for r in by_variant[v]
+                if r.state != "COMPLETED"
             ),  # fmt: skip
             "weights": _weights(done[v]) or _weights(by_variant[v]),
             **_audit_seeds(done[v]),

@@ -8,68 +8,20 @@ never a skip.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from jobs.status import render, table
-from jobs.study import slurm_reachable
-from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
+from tests.cluster.conftest import TERMINAL, WAIT_S, sacct, submit, wait_for
+from tests.conftest import read_metrics
 from text2sign.checkpoint import fp32_weights
 
 pytestmark = pytest.mark.cluster
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
-WAIT_S = 900
 STEPS = 60  # the requeue test's run length (and its uninterrupted reference's)
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    if not slurm_reachable():
-        msg = "no SLURM cluster answers (run `make cluster-up`)"
-        if os.environ.get("T2S_REQUIRE_SLURM") == "1":
-            pytest.fail(f"T2S_REQUIRE_SLURM=1 but {msg}")
-        pytest.skip(f"{msg}; set T2S_REQUIRE_SLURM=1 to make this a failure")
-
-
-def submit(results: Path, study: str, data: Path, *args: str) -> dict:
-    sets = [
-        x
-        for s in [*TINY_TEST_SETS, f"data.root={data}", "train.num_samples=1"]
-        for x in ("--set", s)
-    ]
-    cmd = [sys.executable, "jobs/submit.py", "--executor", "slurm", "--profile", "tiny", "--study",
-           study, "--results", str(results), *sets, *args]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads((results / study / "study.json").read_text())
-    record["_submit_s"] = time.monotonic() - t0
-    return record
-
-
-def sacct(job: str) -> dict[str, str]:
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", job],
-                         capture_output=True, text=True).stdout  # fmt: skip
-    rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job]
-    return dict(zip(["job", "state", "start", "end"], rows[-1], strict=True)) if rows else {}
-
-
-def wait_for(job: str, states=TERMINAL, timeout: float = WAIT_S) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = sacct(job)
-        if info.get("state", "").split()[0:1] and info["state"].split()[0] in states:
-            return info
-        time.sleep(2)
-    raise AssertionError(f"job {job} did not reach {states} in {timeout}s: {sacct(job)}")
 
 
 @pytest.fixture(scope="module")
