@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jobs import record  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.rundir import TERMINAL as RUN_ENDED  # noqa: E402
-from text2sign.slurm_query import ENDED, SacctPoller  # noqa: E402
+from text2sign.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
 COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "step", "loss",
            "samples/s", "peak MiB", "ETA", "reason")  # fmt: skip
@@ -138,9 +138,12 @@ def follow(study: Path, interval_s: float = 10.0) -> None:
     """
     rec = load_study(study)
     poller = SacctPoller(study)
+    runs_done = False  # every run dir says its run has ended: only the collector is awaited
     while True:
-        jobs = poller.get(_job_ids(rec)) if rec.get("executor") == "slurm" else {}
+        slurm = rec.get("executor") == "slurm"
+        jobs = poller.get(_job_ids(rec), max_age=MIN_POLL_S if runs_done else None) if slurm else {}
         rows = table(study, jobs)
+        runs_done = all(r["state"] in RUN_ENDED for r in rows)
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(f"study {study.name}  {time.strftime('%H:%M:%S')}\n{render(rows)}", flush=True)
         collector = jobs.get(str(rec.get("collector_job_id")), {}).get("state")

@@ -133,11 +133,16 @@ class SacctPoller:
         except (OSError, ValueError):
             return {}
 
-    def get(self, job_ids: list[str], *, fresh: bool = False) -> dict[str, dict[str, Any]]:
+    def get(self, job_ids: list[str], *, max_age: float | None = None) -> dict[str, dict[str, Any]]:
+        """sacct's view of ``job_ids``; ``max_age`` (≥ 30 s) caps the back-off, e.g. once the
+        run dirs say every run has ended and only the collector is awaited."""
         cached = self._load()
         age = time.time() - cached.get("time", 0.0)
         wanted = sorted({str(j) for j in job_ids if j})
-        if not fresh and cached.get("ids") == wanted and age < cached.get("interval", 0.0):
+        interval = cached.get("interval", 0.0)
+        if max_age is not None:
+            interval = min(interval, max(MIN_POLL_S, max_age))
+        if cached.get("ids") == wanted and age < interval:
             return cached["jobs"]
         jobs = summarize(job_records(wanted))
         same = jobs == cached.get("jobs")

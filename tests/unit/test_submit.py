@@ -138,3 +138,24 @@ def test_executor_slurm_without_slurm_is_a_usage_error(tmp_path):
         "--study", "s", "--results", str(tmp_path), "--executor", "slurm", env=no_slurm_env()
     )
     assert proc.returncode == 2 and "no reachable SLURM" in proc.stderr
+
+
+def test_resume_with_another_world_size_is_refused_before_submitting(tmp_path, synth_data):
+    from text2sign import atomic
+    from text2sign.config import load_config
+    from text2sign.rundir import RunDir
+
+    study = tmp_path / "s1"
+    sets = [f"data.root={synth_data}"]
+    cfg = load_config(profile="tiny", variant="baseline", overrides=[*sets, "train.seed=0"])
+    run = RunDir(study / "baseline" / "seed0")
+    run.prepare(cfg)
+    atomic.write_json(run.checkpoints / "step00000002" / "t2s.json",
+                      {"step": 2, "world_size": 2, "config_hash": cfg.hash()})  # fmt: skip
+    atomic.write_text(run.checkpoints / "latest", "step00000002\n")
+    atomic.write_json(study / "study.json", {"executor": "local", "runs_all": []})
+    proc = submit("--study", "s1", "--results", str(tmp_path), "--variants", "baseline",
+                  "--executor", "local", "--resume-study", "--set", sets[0],
+                  env=no_slurm_env())  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "written by 2 ranks, the resubmission has 1" in proc.stderr
