@@ -82,3 +82,15 @@ def test_no_runs_is_exit_2(tmp_path, capsys):
     assert main(["collect", str(tmp_path)]) == 2
     assert "no runs found" in capsys.readouterr().err
     assert main(["collect", str(tmp_path / "nope")]) == 2
+
+
+def test_steps_logged_twice_count_once_and_the_report_is_written(tmp_path):
+    """A run dir from before restarts truncated the metrics (an attempt killed before its first
+    checkpoint logged steps 1..k twice): the last attempt's rows win, and report.md exists."""
+    for seed in (0, 1):
+        run = fake_run(tmp_path, "baseline", seed, final_loss=0.2)
+    csv_path = run / "training_metrics.csv"
+    lines = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([lines[0], *lines[1:6], *lines[1:]]) + "\n")  # steps 1..5 twice
+    collect(tmp_path)
+    assert (tmp_path / "report.md").exists() and (tmp_path / "loss_curves.png").exists()
