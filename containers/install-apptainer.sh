@@ -15,7 +15,8 @@
 # capabilities = full`), which fails. apptainer-starter-caps.patch makes the starter request only
 # what root holds, and only when it would otherwise fail; apptainer.conf stays as shipped.
 #
-# Settings (environment): T2S_APPTAINER_PREFIX (/opt/t2s-apptainer), T2S_APPTAINER_WORK
+# Settings (environment): T2S_APPTAINER_PREFIX (/opt/t2s-apptainer), T2S_APPTAINER_LINK
+# (/usr/local/bin/apptainer), T2S_APPTAINER_WORK
 # (/var/cache/t2s-apptainer: downloads, private root, build tree), T2S_APT_MIRROR.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PREFIX=${T2S_APPTAINER_PREFIX:-/opt/t2s-apptainer}
 WORK=${T2S_APPTAINER_WORK:-/var/cache/t2s-apptainer}
 SUITE=sid        # the suite with the apptainer source package and a Go that runs on bookworm
-LINK=/usr/local/bin/apptainer
+LINK=${T2S_APPTAINER_LINK:-/usr/local/bin/apptainer}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 HOST_PACKAGES=(build-essential dpkg-dev pkg-config libseccomp-dev libseccomp2 libsqlite3-0
   squashfs-tools uidmap cryptsetup-bin debootstrap fuse2fs libfuse3-dev e2fsprogs)
