@@ -111,7 +111,7 @@ GOBIN_DIR=$(ls -d "$ROOT"/usr/lib/go-1.*/bin | sort -V | tail -n 1)
 # ---- 5. build and install ---------------------------------------------------------------------
 export PATH="$GOBIN_DIR:$PATH" GOPATH="$WORK/gopath:$ROOT/usr/share/gocode" GO111MODULE=off \
   GOPROXY=off GOTOOLCHAIN=local GOFLAGS= GOCACHE="$WORK/gocache" HOME="$WORK"
-log "building with $(go version) (about 8 minutes on 2 cores)"
+log "building with $(go version) (4-6 minutes on 2 cores)"
 cd "$GOSRC"
 [[ -e VERSION ]] || echo "$UPSTREAM" >VERSION
 ./mconfig -b builddir -V "$UPSTREAM" --prefix="$PREFIX" --without-network --without-suid >"$WORK/mconfig.log" 2>&1 ||
