@@ -18,15 +18,16 @@ PROFILE ?= tiny
 VARIANT ?= baseline
 SEED   ?= 0
 IMAGE  ?= containers/text2sign.sif
+CPU_IMAGE ?= containers/text2sign-cpu.sif
 # User values reach recipes only as (quoted) environment variables, never spliced into shell code.
-export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE
+export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE CPU_IMAGE TORCH
 
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help venv data demo test lint format docs bench clean submit collect status cancel tensorboard \
-	sbatch-train sbatch-collect container container-check
+	sbatch-train sbatch-collect apptainer container container-cpu container-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -96,8 +97,15 @@ sbatch-train:  ## plain sbatch: make sbatch-train VARIANT=baseline SEED=0 STUDY=
 sbatch-collect:  ## plain sbatch: make sbatch-collect STUDY=name
 	sbatch --export=ALL slurm/collect.sbatch
 
-container:  ## apptainer build containers/text2sign.sif (needs apptainer; untested on CI)
-	apptainer build --build-arg COMMIT="$$(git rev-parse HEAD)" "$$IMAGE" containers/text2sign.def
+# ---- containers (containers/, README "Containers") ------------------------------------------
+apptainer:  ## install apptainer on a Debian host without a package (no-op when it is there)
+	bash containers/install-apptainer.sh
+
+container:  ## build IMAGE (CUDA, containers/text2sign.def; needs Docker Hub; cached by content)
+	bash containers/build-image.sh containers/text2sign.def "$$IMAGE" "$$TORCH"
+
+container-cpu:  ## build CPU_IMAGE (Debian bookworm + CPU torch, containers/text2sign-cpu.def; cached)
+	bash containers/build-image.sh containers/text2sign-cpu.def "$$CPU_IMAGE" "$$TORCH"
 
 container-check: $(STAMP)  ## parse-check containers/text2sign.def (spython) against setup.cfg
 	$(PY) -m pytest -q tests/unit/test_container.py

@@ -32,6 +32,7 @@ BENCHMARKS = (
     "collector_scale",
     "eval_time",
     "gpu_mfu",
+    "container_overhead",
 )
 
 

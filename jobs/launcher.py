@@ -2,7 +2,9 @@
 
 ``TrainJob`` runs one run (variant × seed) as a child process, in the container or not:
 
-    [apptainer exec --nv --bind RESULTS,DATA,HF_CACHE IMAGE.sif] python -m text2sign train ...
+    [apptainer exec --nv --bind RESULTS,DATA,HF_CACHE:/hf_cache IMAGE.sif] python -m text2sign train ...
+
+(the container side, binds and image checks: ``jobs/container.py``).
 
 * One SLURM task per GPU (srun, started by submitit). The torch.distributed variables come from
   SLURM through submitit's ``TorchDistributedEnvironment``, so multi-node DeepSpeed works.
@@ -37,21 +39,12 @@ from typing import Any
 import submitit
 
 from jobs import ending
+from jobs.container import ContainerSpec, container_argv
 from jobs.ending import JobContext
 from text2sign.rundir import RunDir
 
 CHILD_POLL_S = 0.5
 STDERR_LINES = 20  # the trainer's last stderr lines kept for a crash's one-line reason
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """How the trainer is started: ``none`` (host Python) or ``apptainer`` (an image)."""
-
-    runtime: str = "none"
-    image: str | None = None
-    binds: tuple[str, ...] = ()
-    gpus: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,22 +80,6 @@ def trainer_argv(spec: RunSpec) -> list[str]:
     for item in (*spec.overrides, f"train.seed={spec.seed}"):
         argv += ["--set", item]
     return argv
-
-
-def container_argv(container: ContainerSpec, argv: list[str]) -> list[str]:
-    """Wrap ``argv`` in ``apptainer exec`` (or return it unchanged for runtime ``none``)."""
-    if container.runtime == "none":
-        return argv
-    if container.runtime != "apptainer":
-        raise ValueError(f"unknown container runtime {container.runtime!r}")
-    if not container.image:
-        raise ValueError("container.runtime is apptainer but container.image is not set")
-    wrapped = ["apptainer", "exec"]
-    if container.gpus:
-        wrapped.append("--nv")  # NVIDIA driver libraries and devices into the container
-    if container.binds:
-        wrapped += ["--bind", ",".join(container.binds)]
-    return wrapped + [container.image] + argv
 
 
 def build_command(spec: RunSpec) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobs import container as C
 from jobs import record
 from jobs.inputs import check_inputs
 from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob, build_command
@@ -102,22 +102,18 @@ def choose_executor(requested: str, *, dry_run: bool = False) -> str:
     return "local"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _binds(cfg: Config, results: Path) -> tuple[str, ...]:
-    hf = (
-        cfg.container.hf_cache
-        or os.environ.get("HF_HOME")
-        or str(Path.home() / ".cache/huggingface")
-    )
-    binds = [str(results.resolve()), str(Path(cfg.data.root).resolve()), hf, *cfg.container.binds]
-    return tuple(dict.fromkeys(binds))
+def _container(cfg: Config, results: Path, checked: dict[str, str]) -> ContainerSpec:
+    """The run's container: image validated once per study, binds checked (jobs/container.py)."""
+    c, gpus = cfg.container, cfg.slurm.gpus_per_node > 0
+    if c.runtime != "apptainer":
+        return ContainerSpec(runtime=c.runtime, gpus=gpus)
+    if not c.image:
+        raise UsageError("--runtime apptainer needs an image: --image IMAGE.sif (container.image)")
+    image = str(check_path("container.image", Path(c.image).resolve()))
+    if image not in checked:
+        checked[image] = C.check_image(image)
+    binds = C.binds(results=results, data_root=cfg.data.root, hf_cache=c.hf_cache, extra=c.binds)
+    return ContainerSpec("apptainer", image, binds, gpus, sha256=checked[image])
 
 
 def plan(
@@ -161,16 +157,17 @@ def plan(
     active = _active_runs(study_dir) if resume and chosen == "slurm" else {}
 
     runs: list[PlannedRun] = []
-    checked: set[tuple[str, str]] = set()
+    inputs_checked: set[tuple[str, str]] = set()
+    checked: dict[str, str] = {}  # image -> sha256
     for variant in names:
         for seed in seed_list:
             cfg = load_config(profile=profile, variant=variant, config_file=config_file,
                               overrides=[*overrides, f"train.seed={seed}"])  # fmt: skip
             check_path("data.root", cfg.data.root)
             _extra_flags(cfg.slurm.extra)  # validated for every executor, before anything runs
-            if input_check and (cfg.data.root, cfg.text.encoder) not in checked:
+            if input_check and (cfg.data.root, cfg.text.encoder) not in inputs_checked:
                 check_inputs(cfg, REPO)  # the job runs in REPO: relative paths start there
-                checked.add((cfg.data.root, cfg.text.encoder))
+                inputs_checked.add((cfg.data.root, cfg.text.encoder))
             run_dir = study_dir / variant / f"seed{seed}"
             run = RunDir(run_dir)
             if run.config_hash.exists() and run.config_hash.read_text().strip() != cfg.hash():
@@ -183,12 +180,7 @@ def plan(
                 continue
             if resume:
                 _check_world_size(run, cfg.slurm)
-            container = ContainerSpec(
-                runtime=cfg.container.runtime,
-                image=str(Path(cfg.container.image).resolve()) if cfg.container.image else None,
-                binds=_binds(cfg, results_dir),
-                gpus=cfg.slurm.gpus_per_node > 0,
-            )
+            container = _container(cfg, results_dir, checked)
             spec = RunSpec(
                 study=name, variant=variant, seed=seed, profile=profile,
                 run_dir=str(run_dir.resolve()), overrides=tuple(overrides),
@@ -223,15 +215,12 @@ def _check_world_size(run: RunDir, s: SlurmConfig) -> None:
 
 
 def _container_record(runs: list[PlannedRun]) -> dict[str, Any]:
-    images = {r.spec.container.image for r in runs if r.spec.container.runtime == "apptainer"}
+    images = {(r.spec.container.image, r.spec.container.sha256) for r in runs
+              if r.spec.container.runtime == "apptainer"}  # fmt: skip
     if not images:
         return {"runtime": "none", "image": None, "sha256": None}
-    for image in images:
-        check_path("container.image", image)
-        if not Path(image).is_file():
-            raise UsageError(f"container image {image} not found: build it with `make container`")
-    image = sorted(images)[0]
-    return {"runtime": "apptainer", "image": image, "sha256": _sha256(Path(image))}
+    image, sha = sorted(images)[0]
+    return {"runtime": "apptainer", "image": image, "sha256": sha}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from text2sign.metadata import git_info, versions
+from text2sign.metadata import container_info, git_info, versions
 
 
 def _nvml_lines() -> list[str]:
@@ -39,6 +39,9 @@ def report() -> str:
     lines += [f"  {k:14s} {v}" for k, v in versions().items()]
     g = git_info()
     lines.append(f"  {'git':14s} {g['commit']}{' (dirty)' if g['dirty'] else ''}")
+    c = container_info()
+    where = f"{c['image']} (built from {c['commit']})" if c["runtime"] != "none" else "none (host)"
+    lines.append(f"  {'container':14s} {where}")
     if torch.cuda.is_available():
         gpus = [f"{i}: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
         lines.append(f"  {'torch GPUs':14s} {', '.join(gpus)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -51,11 +52,26 @@ def torch_gpus() -> list[str]:
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
 
+def container_info() -> dict[str, Any]:
+    """Whether this process runs inside an Apptainer image, and which (its env vars say so)."""
+    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if not image:
+        return {"runtime": "none"}
+    return {
+        "runtime": "apptainer",
+        "image": image,
+        "name": os.environ.get("APPTAINER_NAME") or os.environ.get("SINGULARITY_NAME"),
+        "sha256": os.environ.get("T2S_IMAGE_SHA256"),  # passed by jobs/container.py
+        "commit": os.environ.get("T2S_IMAGE_COMMIT"),  # the image's build commit (%environment)
+    }
+
+
 def collect_metadata(env, telemetry, counts: dict[str, int], run_dir: Path) -> dict[str, Any]:
     return {
         "git": git_info(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        "container": container_info(),
         "versions": versions(),
         "gpus_torch": torch_gpus(),
         "world_size": env.world_size,

@@ -1,24 +1,51 @@
-"""containers/text2sign.def: parsed with spython (a real parser), pins match setup.cfg, and the
-exact ``apptainer exec`` command the launcher builds. The apptainer binary cannot be installed on
-this machine, so the image build itself is untested here (see README)."""
+"""The definition files and the container side of the launcher, without apptainer.
+
+containers/text2sign.def (CUDA) is parsed with spython (a real parser; it knows only
+``Bootstrap: docker``), both defs are checked to install through the one shared recipe with the
+same pins, and the exact ``apptainer exec`` command and bind list are pinned. The images
+themselves are built and run by tests/container/ (``make container-cpu``).
+"""
 
 from __future__ import annotations
 
 import configparser
 import re
+import subprocess
 
+import pytest
+
+from jobs import container as C
 from jobs.launcher import ContainerSpec, RunSpec, build_command, container_argv
 from tests.conftest import REPO
+from text2sign.errors import UsageError
 
-DEF = REPO / "containers" / "text2sign.def"
+DEFS = {
+    "cuda": REPO / "containers" / "text2sign.def",
+    "cpu": REPO / "containers" / "text2sign-cpu.def",
+}
+RECIPE = REPO / "containers" / "install-python-deps.sh"
 
 
 def _recipe():
     from spython.main.parse.parsers import SingularityParser
 
-    recipes = SingularityParser(str(DEF)).recipe  # {stage name: Recipe}
+    recipes = SingularityParser(str(DEFS["cuda"])).recipe  # {stage name: Recipe}
     assert len(recipes) == 1
     return next(iter(recipes.values()))
+
+
+def sections(path) -> dict[str, str]:
+    """``%name`` → body of a definition file (both bootstraps; spython reads only docker)."""
+    out: dict[str, str] = {"header": ""}
+    name = "header"
+    for line in path.read_text().splitlines():
+        m = re.match(r"^%(\w+)\s*$", line)
+        if m:
+            name = m.group(1)
+            out[name] = ""
+        else:
+            out[name] += line + "\n"
+    return out
 
 
 def _pins() -> dict[str, str]:
@@ -28,58 +55,115 @@ def _pins() -> dict[str, str]:
     return dict(r.split("==") for r in reqs if "==" in r)
 
 
-def test_def_file_parses_and_has_every_section():
+def _make_torch() -> str:
+    return re.search(r"TORCH\s*\?=\s*(torch==[\d.]+)", (REPO / "Makefile").read_text()).group(1)
+
+
+def test_cuda_def_parses_and_has_every_section():
     recipe = _recipe()
     assert recipe.fromHeader.startswith("pytorch/pytorch:") and re.search(
         r":\d+\.\d+\.\d+-cuda", recipe.fromHeader
     )
-    text = DEF.read_text()
+    text = DEFS["cuda"].read_text()
     for section in ("%environment", "%post", "%runscript", "%test", "%labels", "%help", "%files"):
         assert section in text, section
     env = "\n".join(recipe.environ)
-    for var in ("HF_HUB_OFFLINE=1", "PYTHONUNBUFFERED=1", "HF_HOME="):
+    for var in ("HF_HUB_OFFLINE=1", "PYTHONUNBUFFERED=1", f"HF_HOME={C.HF_CACHE_TARGET}"):
         assert var in env, var
     assert recipe.cmd == 'exec python -m text2sign "$@"'
     assert re.search(r"%test\n\s+python -m text2sign doctor", text)  # spython moves it to a script
     labels = " ".join(recipe.labels)
     assert "version {{ VERSION }}" in labels and "revision {{ COMMIT }}" in labels
+    assert re.search(r'TORCH_CUDA_ARCH_LIST="8\.0;9\.0"', "\n".join(recipe.install))  # A100+H100
 
 
-def test_def_installs_what_setup_cfg_pins():
-    recipe = _recipe()
-    text = "\n".join(recipe.install)  # the parsed %post
-    pins = _pins()
-    # torch comes from the base image: its tag must be the Makefile's torch pin.
-    make_torch = re.search(r"TORCH\s*\?=\s*torch==([\d.]+)", (REPO / "Makefile").read_text()).group(
-        1
+@pytest.mark.parametrize("kind", sorted(DEFS))
+def test_both_defs_install_through_the_one_recipe_with_the_same_pins(kind):
+    s = sections(DEFS[kind])
+    make_torch = _make_torch()
+    # The torch pin: the Makefile's, as the %arguments default and (CUDA) as the base image tag.
+    assert re.search(rf"^\s*TORCH={re.escape(make_torch)}\s*$", s["arguments"], re.M)
+    if kind == "cuda":
+        assert re.search(rf"^From: pytorch/pytorch:{make_torch.split('==')[1]}-", s["header"], re.M)
+    else:
+        assert re.search(r"^Bootstrap: debootstrap$", s["header"], re.M)
+        assert re.search(r"^MirrorURL: \{\{ MIRROR \}\}$", s["header"], re.M)
+    # %post installs Python packages only through the shared script: no pip line of its own.
+    calls = re.findall(
+        r"install-python-deps\.sh (\S+) /opt/text2sign \"\{\{ TORCH \}\}\"", s["post"]
     )
-    assert recipe.fromHeader.startswith(f"pytorch/pytorch:{make_torch}-")
-    # DeepSpeed (needs --no-build-isolation) is pinned like setup.cfg; the project then installs
-    # from setup.cfg itself, so every other pin is identical by construction.
-    assert f"--no-build-isolation deepspeed=={pins['deepspeed']}" in text
-    assert "pip install --no-cache-dir /opt/text2sign" in text
-    assert "setup.cfg /opt/text2sign/setup.cfg" in recipe.files
-    assert re.search(r'TORCH_CUDA_ARCH_LIST="8\.0;9\.0"', text)  # A100 + H100
+    assert len(calls) == 1 and "pip" not in s["post"], s["post"]
+    assert (
+        "containers/install-python-deps.sh /opt/text2sign/containers/install-python-deps.sh"
+        in (s["files"])
+    )
+    assert "setup.cfg /opt/text2sign/setup.cfg" in s["files"]
+    assert "org.opencontainers.image.revision {{ COMMIT }}" in s["labels"]
+    assert "python -m text2sign doctor" in s["test"]
+    assert f"HF_HOME={C.HF_CACHE_TARGET}" in s["environment"]
+
+
+def test_the_recipe_takes_deepspeed_from_setup_cfg_and_installs_the_project():
+    text = RECIPE.read_text()
+    line = next(x for x in text.splitlines() if x.startswith("DEEPSPEED=$("))
+    out = subprocess.run(["sh", "-c", f'SRC="$1"; {line}; echo "$DEEPSPEED"', "sh", str(REPO)],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert out == f"deepspeed=={_pins()['deepspeed']}"
+    assert (
+        '--no-build-isolation "$DEEPSPEED"' in text and '"$PY" -m pip install -q "$TORCH"' in text
+    )
+    assert '"$PY" -m pip install -q "$SRC"' in text  # the project: every setup.cfg pin
+    assert "PIP_NO_CACHE_DIR=1" in text and "APPTAINER_LABELS" in text
 
 
 def test_exec_command_for_binds_and_gpus():
-    c = ContainerSpec(
-        runtime="apptainer", image="/img/t2s.sif", binds=("/res", "/data", "/hf"), gpus=True
-    )
+    c = ContainerSpec(runtime="apptainer", image="/img/t2s.sif",
+                      binds=("/res", "/data", "/hf:/hf_cache"), gpus=True, sha256="ab12")  # fmt: skip
     spec = RunSpec(study="s", variant="no_ema", seed=2, profile="full", run_dir="/res/s/no_ema/seed2",
                    overrides=("train.lr=1e-4",), container=c)  # fmt: skip
     assert build_command(spec) == [
-        "apptainer", "exec", "--nv", "--bind", "/res,/data,/hf", "/img/t2s.sif",
+        "apptainer", "exec", "--nv", "--bind", "/res,/data,/hf:/hf_cache",
+        "--env", "HF_HOME=/hf_cache", "--env", "PYTHONSAFEPATH=1", "--env", "PYTHONPATH=",
+        "--env", "T2S_IMAGE_SHA256=ab12", "/img/t2s.sif",
         "python", "-m", "text2sign", "train", "--profile", "full", "--variant", "no_ema",
         "--run-dir", "/res/s/no_ema/seed2", "--set", "train.lr=1e-4", "--set", "train.seed=2",
     ]  # fmt: skip
     cpu = ContainerSpec(runtime="apptainer", image="/img/t2s.sif", binds=("/res",), gpus=False)
     assert container_argv(cpu, ["python"]) == [
-        "apptainer",
-        "exec",
-        "--bind",
-        "/res",
-        "/img/t2s.sif",
-        "python",
-    ]
+        "apptainer", "exec", "--bind", "/res", "--env", "HF_HOME=/hf_cache",
+        "--env", "PYTHONSAFEPATH=1", "--env", "PYTHONPATH=", "/img/t2s.sif", "python",
+    ]  # fmt: skip
     assert container_argv(ContainerSpec(), ["python", "-V"]) == ["python", "-V"]
+
+
+def test_binds_put_the_hf_cache_at_the_images_path_and_check_every_source(tmp_path, monkeypatch):
+    data, hf, extra = tmp_path / "data", tmp_path / "hf", tmp_path / "scratch"
+    for d in (data, hf, extra):
+        d.mkdir()
+    res = tmp_path / "results"  # not yet created: submit creates it
+    monkeypatch.setenv("HF_HOME", str(hf))
+    got = C.binds(results=res, data_root=str(data), hf_cache=None, extra=[f"{extra}:/scratch:ro"])
+    assert got == (str(res), str(data), f"{hf}:/hf_cache", f"{extra}:/scratch:ro")
+    # A default cache that does not exist is not bound (apptainer would refuse the bind) ...
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "nohf"))
+    assert C.binds(results=res, data_root=str(data), hf_cache=None, extra=[]) == (
+        str(res),
+        str(data),
+    )
+    # ... one the user named, a missing data root or extra bind source is a usage error.
+    with pytest.raises(UsageError, match="container.hf_cache .* does not exist"):
+        C.binds(results=res, data_root=str(data), hf_cache=str(tmp_path / "nohf"), extra=[])
+    with pytest.raises(UsageError, match="data.root .* does not exist"):
+        C.binds(results=res, data_root=str(tmp_path / "nodata"), hf_cache=None, extra=[])
+    with pytest.raises(UsageError, match="bind source .* does not exist"):
+        C.binds(results=res, data_root=str(data), hf_cache=None, extra=["/no/such/dir:/x"])
+
+
+def test_check_image_without_apptainer_on_path_is_a_usage_error(tmp_path, monkeypatch):
+    image = tmp_path / "t2s.sif"
+    image.write_bytes(b"#!/usr/bin/env run-singularity\n\nSIF_MAGIC" + bytes(64))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apptainer here
+    with pytest.raises(UsageError, match="no apptainer on PATH"):
+        C.check_image(str(image))
+    with pytest.raises(UsageError, match="not found"):
+        C.check_image(str(tmp_path / "missing.sif"))
