@@ -13,7 +13,8 @@ through the same :class:`jobs.supervisor.Supervisor` and :mod:`jobs.ending`:
 * USR2 (``--signal=B:USR2@<lead>`` reaches this batch shell only): passed on to the trainer,
   which checkpoints and exits 75; then ``scontrol requeue`` while ``slurm.max_requeues`` allows,
   else the run ends TIMEOUT;
-* SIGTERM (``scancel``, ``make cancel``): passed on; the trainer checkpoints; cancel is final;
+* SIGTERM (``scancel``, ``make cancel``): SLURM signals the trainer too; it checkpoints, this
+  process waits for it and writes the ending; cancel is final;
 * any other ending (exit 2, NaN, crash → retry on another node) as :func:`jobs.ending.after_exit`.
 
 Its output, and the trainer's, is the job's log: ``RUN_DIR/slurm-<jobid>.out`` (sbatch
@@ -87,7 +88,12 @@ def distributed_env(env: dict[str, str]) -> list[str]:
 
 
 class _Signals:
-    """USR2 and SIGTERM, remembered for the main loop (handlers do no work themselves)."""
+    """USR2 and SIGTERM, remembered for the main loop (handlers do no work themselves).
+
+    SIGTERM is not passed on: ``scancel`` and the time limit signal every process of the batch
+    step, the trainer (or srun and its tasks) included, and a second SIGTERM could reach the
+    trainer after it checkpointed, while it exits. This process only outlives it, to write the
+    ending (cancel is final)."""
 
     def __init__(self) -> None:
         self.usr2 = False
@@ -119,17 +125,17 @@ def run(tasks_file: Path, index: int) -> int:
     print(f"[sbatch_job] {describe(argv)}", flush=True)
     sup = Supervisor(spec)
     sup.start(argv, env, spec.workdir)
-    forwarded_term = False
+    said_term = False
     while (rc := sup.wait(deadline=0.0)) is None:  # poll: the handlers only set flags
+        if signals.term and not said_term:
+            print("[sbatch_job] SIGTERM: waiting for the trainer to checkpoint", flush=True)
+            said_term = True
         if signals.usr2:
             lead = float(env["T2S_SIGNAL_LEAD_S"])
             if sup.stop_for_requeue(lead) and job:
                 print(f"[sbatch_job] requeueing {job}", flush=True)
                 ending.requeue(job)
             return EXIT_REQUEUE
-        if signals.term and not forwarded_term:
-            sup.forward(signal.SIGTERM)  # the trainer checkpoints; cancel is final
-            forwarded_term = True
         time.sleep(POLL_S)
     ctx = JobContext(job_id=job, node=node, log=str(Path(spec.run_dir) / f"slurm-{job}.out"),
                      stderr_tail=list(sup.stderr_tail))  # fmt: skip

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -63,6 +65,8 @@ LONG = ["train.max_steps=3000", "train.checkpoint_every=1000", "eval.enabled=fal
 EXACT = [f"train.max_steps={STEPS}", "train.checkpoint_every=1000", "train.precision=bf16",
          "eval.enabled=false"]  # fmt: skip
 SHORT = ["train.max_steps=2", "eval.enabled=false", "train.num_samples=0"]
+KILL = ["train.max_steps=40", "train.checkpoint_every=1000", "train.log_every=1",
+        "train.precision=bf16", "eval.enabled=false"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +74,25 @@ def studies(slurm, synth_data, tmp_path_factory) -> dict:
     results = tmp_path_factory.mktemp("sbatch")
     strays = sorted(REPO.glob("slurm-*.out"))
     one = {"VARIANT": "baseline", "SEED": "0"}
+    doomed = tmp_path_factory.mktemp("doomed_data")
+    shutil.copytree(synth_data, doomed, dirs_exist_ok=True)
+    held = {**one, "SBATCH_ARGS": "--sbatch-extra=--hold"}  # released by its test
     return {
         "results": results,
         "strays": strays,
+        "doomed": doomed,
+        "kill": sbatch_make("sbatch-train", results, "kill", synth_data, *KILL, **held),
+        "exit2": sbatch_make("sbatch-train", results, "exit2", doomed, *SHORT, **held),
+        "two_node": sbatch_make(
+            "sbatch-train",
+            results,
+            "two_node",
+            synth_data,
+            "train.max_steps=6",
+            "eval.enabled=false",
+            **one,
+            SBATCH_ARGS="--nodes 2 --tasks-per-node 1",
+        ),  # fmt: skip
         "requeue": sbatch_make("sbatch-train", results, "requeue", synth_data, *EXACT, **one),
         "reference": sbatch_make("sbatch-train", results, "reference", synth_data, *EXACT, **one),
         "cancel": sbatch_make("sbatch-train", results, "cancel", synth_data, *LONG, **one),
@@ -143,7 +163,62 @@ def test_make_cancel_of_a_plain_sbatch_run_is_final(studies):
     assert [r["state"] for r in sacct_all(job)] == ["CANCELLED"]  # never REQUEUED
     st = status(path)
     assert st["state"] == "CANCELLED" and st["cause"] == "cancel", st
+    assert "SIGTERM at step" in st["reason"]  # SLURM signalled the trainer in the batch step
     assert (path / "checkpoints" / "latest").exists()  # checkpointed on the way out
+
+
+def test_sigkill_of_the_trainer_is_retried_on_the_other_node(studies):
+    rec, results = studies["kill"], studies["results"]
+    job, path = rec["runs"][0]["job_id"], run_dir(results, "kill", rec)
+    subprocess.run(["scontrol", "release", rec["array_job_ids"][0]], check=True)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            st = status(path)
+            if st.get("state") == "RUNNING" and len(read_metrics(path)) >= 3:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        assert time.monotonic() < deadline and sacct(job).get("state") not in TERMINAL
+        time.sleep(0.2)
+    first_node = st["node"]
+    os.kill(st["pid"], signal.SIGKILL)  # what the OOM killer does: no handler, no checkpoint
+    wait_for(job, states={"PENDING", "REQUEUED"}, timeout=120)
+    st = status(path)
+    assert st["state"] == "PENDING" and st["retries"] == 1 and st["excluded"] == [first_node]
+    assert "trainer killed by SIGKILL" in st["reason"] and f"slurm-{job}.out" in st["reason"]
+    start_now(job)
+    assert wait_for(job)["state"] == "COMPLETED"
+    records = sacct_all(job)
+    assert [r["state"] for r in records] == ["REQUEUED", "COMPLETED"]
+    assert records[0]["nodes"] == first_node and records[1]["nodes"] != first_node
+    assert [int(r["step"]) for r in read_metrics(path)] == list(range(1, 41))
+    study = json.loads((results / "kill" / "study.json").read_text())
+    assert [(e["kind"], e["node"]) for e in study["events"]] == [("retry", first_node)]
+
+
+def test_exit_2_in_the_job_is_failed_and_never_retried(studies):
+    rec, results = studies["exit2"], studies["results"]
+    shutil.rmtree(studies["doomed"])  # the dataset disappears after submit, before the job runs
+    subprocess.run(["scontrol", "release", rec["array_job_ids"][0]], check=True)
+    job = rec["runs"][0]["job_id"]
+    assert wait_for(job)["state"] == "FAILED"
+    st = status(run_dir(results, "exit2", rec))
+    assert st["state"] == "FAILED" and st["cause"] == "usage" and "does not exist" in st["reason"]
+    time.sleep(35)  # longer than cred_expire: a retried job would be back by now
+    assert len(sacct_all(job)) == 1  # exit 2 is never retried
+    assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
+
+
+def test_two_nodes_one_task_each_through_srun(studies):
+    rec, results = studies["two_node"], studies["results"]
+    job = rec["runs"][0]["job_id"]
+    assert wait_for(job)["state"] == "COMPLETED"
+    path = run_dir(results, "two_node", rec)
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["world_size"] == 2 and meta["backend"] == "gloo"
+    assert [int(r["step"]) for r in read_metrics(path)] == list(range(1, 7))
+    assert "srun --kill-on-bad-exit=1 --ntasks=2" in (path / f"slurm-{job}.out").read_text()
 
 
 def test_sbatch_train_from_a_fresh_shell_completes_with_its_log_in_the_run_dir(studies):
