@@ -17,6 +17,9 @@
   (SIGKILL, OOM killer, segfault) task 0's launcher writes; see :mod:`jobs.ending`.
 * A COMPLETED run is not retrained when its job runs again.
 
+The trainer process and its signals are a :class:`jobs.supervisor.Supervisor`, which the
+plain-sbatch entry point (``jobs/sbatch_job.py``) uses too: both paths end runs the same way.
+
 ``CollectJob`` runs the collector (no GPU, no container).
 """
 

@@ -135,7 +135,9 @@ def run(tasks_file: Path, index: int) -> int:
             if sup.stop_for_requeue(lead) and job:
                 print(f"[sbatch_job] requeueing {job}", flush=True)
                 ending.requeue(job)
-            return EXIT_REQUEUE
+                return EXIT_REQUEUE
+            rc = sup.child.poll() if sup.child is not None else None  # TIMEOUT, or done
+            return _exit_status(EXIT_REQUEUE if rc is None else rc)
         time.sleep(POLL_S)
     ctx = JobContext(job_id=job, node=node, log=str(Path(spec.run_dir) / f"slurm-{job}.out"),
                      stderr_tail=list(sup.stderr_tail))  # fmt: skip
@@ -144,7 +146,12 @@ def run(tasks_file: Path, index: int) -> int:
     print(f"[sbatch_job] trainer exited with {rc}: run {state}"
           f"{'; ' + end.action if end.action != 'none' else ''}"
           f"{' (' + end.reason + ')' if end.reason else ''}", flush=True)  # fmt: skip
-    return rc
+    return _exit_status(rc)
+
+
+def _exit_status(rc: int) -> int:
+    """The job's exit status: the trainer's, a signal N as the shells' 128 + N."""
+    return 128 - rc if rc < 0 else rc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,15 +40,16 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def make(target: str, **variables: str) -> subprocess.CompletedProcess:
+def make(target: str, env: dict[str, str] | None = None, **variables: str):
     args = [f"{k}={v}" for k, v in variables.items()]
-    return subprocess.run(["make", "-s", target, *args], cwd=REPO, env=user_env(),
+    return subprocess.run(["make", "-s", target, *args], cwd=REPO, env={**user_env(), **(env or {})},
                           capture_output=True, text=True, timeout=180)  # fmt: skip
 
 
-def sbatch_make(target: str, results: Path, study: str, data: Path, *sets: str, **kw: str) -> dict:
+def sbatch_make(target: str, results: Path, study: str, data: Path, *sets: str,
+                env: dict[str, str] | None = None, **kw: str) -> dict:  # fmt: skip
     sets_ = " ".join([*TINY_TEST_SETS, "train.num_samples=1", *sets])
-    proc = make(target, STUDY=study, RESULTS=str(results), DATA=str(data), SETS=sets_, **kw)
+    proc = make(target, env, STUDY=study, RESULTS=str(results), DATA=str(data), SETS=sets_, **kw)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads((results / study / "study.json").read_text())
 
@@ -283,3 +284,31 @@ def test_bad_input_is_exit_2_before_sbatch(slurm, synth_data, tmp_path, variable
     assert len(ours) == 1 and ours[0].startswith("sbatch_study: error:") and message in ours[0]
     assert not (tmp_path / study).exists()
     assert not [n for n in squeue_names() if study in n]
+
+
+def cpu_image() -> Path:
+    """The CPU image (``make container-cpu``, the containers branch); T2S_CPU_IMAGE overrides."""
+    image = Path(os.environ.get("T2S_CPU_IMAGE", REPO / "containers" / "text2sign-cpu.sif"))
+    if not image.is_file() or not shutil.which("apptainer"):
+        msg = f"no CPU image at {image} or no apptainer on PATH (make container-cpu)"
+        if os.environ.get("T2S_REQUIRE_APPTAINER") == "1":
+            pytest.fail(f"T2S_REQUIRE_APPTAINER=1 but {msg}")
+        pytest.skip(f"{msg}; set T2S_REQUIRE_APPTAINER=1 to make this a failure")
+    return image.resolve()
+
+
+def test_runtime_apptainer_runs_the_study_inside_the_cpu_image(slurm, synth_data, tmp_path):
+    image = cpu_image()
+    hf = tmp_path / "hf"  # an HF cache that exists: Apptainer refuses a missing bind source
+    hf.mkdir()
+    rec = sbatch_make("sbatch-study", tmp_path, "image", synth_data, *SHORT, env={"HF_HOME": str(hf)},
+                      VARIANTS="all", SEEDS="0", RUNTIME="apptainer", IMAGE=str(image))  # fmt: skip
+    assert rec["container"]["runtime"] == "apptainer" and rec["container"]["image"] == str(image)
+    assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
+    for i, r in enumerate(rec["runs"]):
+        assert sacct(r["job_id"])["state"] == "COMPLETED"
+        log = (run_dir(tmp_path, "image", rec, i) / f"slurm-{r['job_id']}.out").read_text()
+        assert "runtime apptainer (RUNTIME=apptainer)" in log and "apptainer exec" in log
+        assert " --nv " not in log  # no GPUs asked for: no --nv
+    df = pd.read_csv(tmp_path / "image" / "comparison_table.csv")
+    assert set(df.state) == {"1 COMPLETED"} and len(df) == 3
