@@ -183,14 +183,21 @@ def requeue_allowed(spec: RunSpec, rc: int | None) -> bool:
     return False
 
 
+def _scontrol(*args: str) -> None:
+    """``scontrol ARGS`` that outlives the job's own end: once a job is requeued, SLURM sends
+    SIGTERM to every process of it, and an ``scontrol update`` started just then would die
+    without a word. It ignores SIGTERM (SIGKILL, KillWait seconds later, still ends it)."""
+    subprocess.run(["scontrol", *args], check=False,
+                   preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))  # fmt: skip
+
+
 def requeue(job_id: str) -> None:
-    subprocess.run(["scontrol", "requeue", job_id], check=False)
+    _scontrol("requeue", job_id)
 
 
 def retry(job_id: str, *, exclude: tuple[str, ...]) -> None:
     """Requeue a crashed job, then keep it off the nodes it failed on (the requeued job is
     pending for ``cred_expire`` seconds, long before it could start anywhere)."""
-    subprocess.run(["scontrol", "requeue", job_id], check=False)
+    _scontrol("requeue", job_id)
     if exclude:
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", f"ExcNodeList={','.join(exclude)}"],
-                       check=False)  # fmt: skip
+        _scontrol("update", f"JobId={job_id}", f"ExcNodeList={','.join(exclude)}")
