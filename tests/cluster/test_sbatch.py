@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from jobs.status import table
 from tests.cluster.conftest import (
@@ -28,6 +29,7 @@ from tests.cluster.conftest import (
     wait_for,
 )
 from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
+from text2sign.checkpoint import fp32_weights
 
 pytestmark = pytest.mark.cluster
 STEPS = 120  # the requeue test's run length (and its uninterrupted reference's), bf16
@@ -142,6 +144,9 @@ def test_usr2_requeues_and_resumes_exactly(studies):
     ref_dir = run_dir(results, "reference", ref)
     assert wait_for(ref["runs"][0]["job_id"])["state"] == "COMPLETED"
     assert [r["loss"] for r in read_metrics(path)] == [r["loss"] for r in read_metrics(ref_dir)]
+    a = fp32_weights(path / "checkpoints", f"step{STEPS:08d}", zero_stage=2)
+    b = fp32_weights(ref_dir / "checkpoints", f"step{STEPS:08d}", zero_stage=2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_make_cancel_of_a_plain_sbatch_run_is_final(studies):
