@@ -19,15 +19,18 @@ VARIANT ?= baseline
 SEED   ?= 0
 IMAGE  ?= containers/text2sign.sif
 CPU_IMAGE ?= containers/text2sign-cpu.sif
+VARIANTS ?= all
+RUNTIME ?= auto
+SETS   ?=
 # User values reach recipes only as (quoted) environment variables, never spliced into shell code.
-export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE CPU_IMAGE TORCH
+export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE CPU_IMAGE TORCH VARIANTS RUNTIME SETS
 
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help venv data demo test lint format docs bench clean submit collect status cancel tensorboard \
-	sbatch-train sbatch-collect apptainer container container-cpu container-check
+	sbatch-train sbatch-study sbatch-collect apptainer container container-cpu container-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -91,11 +94,19 @@ cancel: $(STAMP)  ## scancel every job of a study: make cancel STUDY=name
 tensorboard: $(STAMP)  ## TensorBoard over every run of a study: make tensorboard STUDY=name
 	$(VENV)/bin/tensorboard --logdir "$$RESULTS/$$STUDY"
 
-sbatch-train:  ## plain sbatch: make sbatch-train VARIANT=baseline SEED=0 STUDY=name [PROFILE=..]
-	sbatch --export=ALL slurm/train.sbatch
+# Plain sbatch, no submitit (jobs/sbatch_study.py): validated like `make submit` before sbatch is
+# called; RUNTIME=auto|none|apptainer; SETS="k=v k=v"; RESUME=1 adds to an existing study.
+SBATCH_FLAGS = --profile "$$PROFILE" --study "$$STUDY" --results "$$RESULTS" --set data.root="$$DATA" \
+	--runtime "$$RUNTIME" --image "$$IMAGE" --sets "$$SETS" $(if $(RESUME),--resume-study)
 
-sbatch-collect:  ## plain sbatch: make sbatch-collect STUDY=name
-	sbatch --export=ALL slurm/collect.sbatch
+sbatch-train: $(STAMP)  ## plain sbatch, one run: make sbatch-train VARIANT=baseline SEED=0 STUDY=name [RUNTIME=none]
+	$(PY) jobs/sbatch_study.py --variants "$$VARIANT" --seeds "$$SEED" $(SBATCH_FLAGS) $(SBATCH_ARGS)
+
+sbatch-study: $(STAMP)  ## plain sbatch, a study: make sbatch-study STUDY=name [VARIANTS=all SEEDS=0,1]
+	$(PY) jobs/sbatch_study.py --variants "$$VARIANTS" --seeds "$$SEEDS" $(SBATCH_FLAGS) $(SBATCH_ARGS)
+
+sbatch-collect: $(STAMP)  ## plain sbatch, the collector: make sbatch-collect STUDY=name
+	$(PY) jobs/sbatch_study.py collect --study "$$STUDY" --results "$$RESULTS"
 
 # ---- containers (containers/, README "Containers") ------------------------------------------
 apptainer:  ## install apptainer on a Debian host without a package (no-op when it is there)

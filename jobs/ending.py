@@ -9,6 +9,7 @@ USR2, CANCELLED on SIGTERM). The launcher then completes the picture:
 | 75 after USR2 (submitit's handler)    | PREEMPTED, requeue k of K          | requeued (scontrol)       |
 | 75 after USR2, K requeues used        | TIMEOUT                            | -                         |
 | 75 after SIGTERM, job CANCELLED       | CANCELLED                          | never requeued            |
+|   (or SIGTERM again after it said so) |                                    |                           |
 | 75 after SIGTERM, job TIMEOUT         | TIMEOUT                            | -                         |
 | 75 after SIGTERM, job requeued by     | PREEMPTED                          | SLURM requeues it         |
 |   SLURM (PreemptMode=REQUEUE)         |                                    |                           |
@@ -106,6 +107,10 @@ def _decide(spec: RunSpec, run: RunDir, rc: int, ctx: JobContext) -> Ending:
     if rc == EXIT_REQUEUE and state == "PREEMPTED":  # USR2 reached the trainer, not submitit
         ok = requeue_allowed(spec, rc)
         return Ending("requeue" if ok else "none", reason=run.read_status().get("reason", ""))
+    if state == "CANCELLED" and rc in (-signal.SIGTERM, 128 + signal.SIGTERM):
+        # The trainer checkpointed on SIGTERM and said so; a repeated SIGTERM (scancel names the
+        # array and the task, or SLURM signals twice) ended it on its way out: the same ending.
+        rc = EXIT_REQUEUE
     if rc == EXIT_REQUEUE and state == "CANCELLED":  # SIGTERM: ask SLURM what it was
         now = slurm_query.job_state(ctx.job_id) if ctx.job_id else None
         if now == "TIMEOUT":
@@ -178,14 +183,21 @@ def requeue_allowed(spec: RunSpec, rc: int | None) -> bool:
     return False
 
 
+def _scontrol(*args: str) -> None:
+    """``scontrol ARGS`` that outlives the job's own end: once a job is requeued, SLURM sends
+    SIGTERM to every process of it, and an ``scontrol update`` started just then would die
+    without a word. It ignores SIGTERM (SIGKILL, KillWait seconds later, still ends it)."""
+    subprocess.run(["scontrol", *args], check=False,
+                   preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))  # fmt: skip
+
+
 def requeue(job_id: str) -> None:
-    subprocess.run(["scontrol", "requeue", job_id], check=False)
+    _scontrol("requeue", job_id)
 
 
 def retry(job_id: str, *, exclude: tuple[str, ...]) -> None:
     """Requeue a crashed job, then keep it off the nodes it failed on (the requeued job is
     pending for ``cred_expire`` seconds, long before it could start anywhere)."""
-    subprocess.run(["scontrol", "requeue", job_id], check=False)
+    _scontrol("requeue", job_id)
     if exclude:
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", f"ExcNodeList={','.join(exclude)}"],
-                       check=False)  # fmt: skip
+        _scontrol("update", f"JobId={job_id}", f"ExcNodeList={','.join(exclude)}")

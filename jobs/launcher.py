@@ -19,32 +19,27 @@
   (SIGKILL, OOM killer, segfault) task 0's launcher writes; see :mod:`jobs.ending`.
 * A COMPLETED run is not retrained when its job runs again.
 
+The trainer process and its signals are a :class:`jobs.supervisor.Supervisor`, which the
+plain-sbatch entry point (``jobs/sbatch_job.py``) uses too: both paths end runs the same way.
+
 ``CollectJob`` runs the collector (no GPU, no container).
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import submitit
 
-from jobs import ending
 from jobs.container import ContainerSpec, container_argv
 from jobs.ending import JobContext
+from jobs.supervisor import Supervisor
 from text2sign.rundir import RunDir
-
-CHILD_POLL_S = 0.5
-STDERR_LINES = 20  # the trainer's last stderr lines kept for a crash's one-line reason
 
 
 @dataclass(frozen=True)
@@ -91,12 +86,12 @@ def describe(argv: list[str]) -> str:
 
 
 class TrainJob(submitit.helpers.Checkpointable):
-    """One run as a submitit job: starts the trainer, and writes how the run ended when the
-    trainer could not (see :mod:`jobs.ending`): requeue on USR2, retry after a crash."""
+    """One run as a submitit job: starts the trainer through a :class:`Supervisor`, which
+    writes how the run ended when the trainer could not (see :mod:`jobs.ending`): requeue on
+    USR2, retry after a crash. ``jobs/sbatch_job.py`` is the same for plain sbatch."""
 
     def __init__(self) -> None:
-        self._child: subprocess.Popen | None = None
-        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._sup: Supervisor | None = None
 
     def __call__(self, spec: RunSpec) -> dict[str, Any]:
         run = RunDir(spec.run_dir)
@@ -115,7 +110,8 @@ class TrainJob(submitit.helpers.Checkpointable):
         node = os.environ.get("SLURMD_NODENAME", job_env.hostname)
         print(f"[launcher] task {job_env.global_rank}/{job_env.num_tasks} on {node}: "
               f"{describe(argv)}", flush=True)  # fmt: skip
-        rc = self._start_and_wait(argv, env, spec.workdir)
+        self._sup = Supervisor(spec)
+        rc = self._sup.run(argv, env, spec.workdir)
         if job_env.global_rank != 0:  # rank 0's launcher alone speaks for the run
             if rc != 0:
                 raise RuntimeError(f"trainer (task {job_env.global_rank}) exited with {rc}")
@@ -123,59 +119,20 @@ class TrainJob(submitit.helpers.Checkpointable):
         slurm_job = job_env.job_id if job_env.cluster == "slurm" else None
         ctx = JobContext(
             job_id=slurm_job, node=node, log=str(job_env.paths.stderr).replace("%t", "0"),
-            stderr_tail=list(self._stderr),
+            stderr_tail=list(self._sup.stderr_tail),
         )  # fmt: skip
-        end = ending.after_exit(spec, rc, ctx)
-        if end.action == "requeue" and slurm_job:  # the trainer saw USR2 that submitit did not
-            ending.requeue(slurm_job)
-        elif end.action == "retry" and slurm_job:
-            ending.retry(slurm_job, exclude=end.exclude)
+        end = self._sup.finish(rc, ctx)
         state = RunDir(spec.run_dir).read_status().get("state")
         if state != "COMPLETED" and end.action == "none":
             raise RuntimeError(f"run {state}: {end.reason or f'trainer exited with {rc}'}")
         return {"run_dir": spec.run_dir, "state": state}
 
-    def _start_and_wait(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
-        """Start the trainer; copy its stderr through (keeping the last lines for the reason)."""
-        self._child = subprocess.Popen(argv, env=env, cwd=cwd, stderr=subprocess.PIPE,
-                                       text=True, errors="replace", bufsize=1)  # fmt: skip
-        tee = threading.Thread(target=self._tee, args=(self._child.stderr,), daemon=True)
-        tee.start()
-        rc = self._wait()
-        tee.join(timeout=5)
-        assert rc is not None
-        return rc
-
-    def _tee(self, stream) -> None:
-        for line in stream:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-            if line.strip():
-                self._stderr.append(line.rstrip("\n"))
-
-    def _wait(self, deadline: float | None = None) -> int | None:
-        # Popen.wait() holds a lock that a signal handler calling wait() again would deadlock
-        # on: poll instead, both here and in checkpoint().
-        assert self._child is not None
-        while (rc := self._child.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            time.sleep(CHILD_POLL_S)
-        return rc
-
     def checkpoint(self, spec: RunSpec) -> submitit.helpers.DelayedSubmission | None:
         """submitit calls this on task 0 on USR2 (time limit ahead, or preemption): let the
         trainer checkpoint, then requeue (return the job) while ``slurm.max_requeues`` allows;
         else the run ends TIMEOUT (return None: submitit does not requeue)."""
-        rc = None
-        if self._child is not None and self._child.poll() is None:
-            self._child.send_signal(signal.SIGUSR2)
-            lead = float(os.environ.get("T2S_SIGNAL_LEAD_S", "120"))
-            rc = self._wait(deadline=time.monotonic() + 0.9 * lead)
-            print(f"[launcher] trainer exited with {rc} after the requeue signal", flush=True)
-        elif self._child is not None:
-            rc = self._child.poll()
-        if not ending.requeue_allowed(spec, rc):
+        sup = self._sup or Supervisor(spec)
+        if not sup.stop_for_requeue():
             return None
         return submitit.helpers.DelayedSubmission(TrainJob(), spec)
 

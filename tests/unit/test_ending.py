@@ -181,3 +181,13 @@ def test_weights_only_loads_refuse_code_and_take_our_rng_files(tmp_path):
     expected = torch.rand(3)
     set_rng_state(safeload.load(tmp_path / "rng.pt"))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_second_sigterm_after_the_trainer_said_cancelled_is_not_a_crash(tmp_path):
+    """scancel of the array and of its task: the trainer checkpoints on the first SIGTERM, says
+    CANCELLED, and the second one ends it on its way out (-15): cancelled, never retried."""
+    spec, run = _run(tmp_path, "CANCELLED", reason="SIGTERM at step 5", cause="cancel")
+    for rc in (-15, 128 + 15):
+        assert ending.after_exit(spec, rc, NO_SLURM).action == "none"
+        st = run.read_status()
+        assert st["state"] == "CANCELLED" and st["cause"] == "cancel" and "retries" not in st
