@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from jobs.container import sha256
-from tests.cluster.test_slurm import TERMINAL, WAIT_S, sacct, slurm, wait_for  # noqa: F401
+from tests.cluster.conftest import TERMINAL, WAIT_S, sacct, slurm, wait_for  # noqa: F401
 from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
 from text2sign.checkpoint import fp32_weights
 
