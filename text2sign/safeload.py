@@ -2,9 +2,10 @@
 
 A run dir may belong to a colleague on a shared results tree; a pickle in it must never run code
 when we resume, sample or evaluate it. Everything text2sign writes is tensors and plain types.
-DeepSpeed's own files hold two small classes of its own (listed below, data only), and DeepSpeed
-calls ``torch.load(weights_only=False)`` itself, so its loads run inside :func:`weights_only`,
-which forces PyTorch's weights-only unpickler on every ``torch.load`` (``TORCH_FORCE_WEIGHTS_ONLY_LOAD``).
+DeepSpeed's own files hold a few data-only classes of its own (allow-listed below), and DeepSpeed
+turns the weights-only unpickler off in its own ``torch.load`` calls, so those run inside
+:func:`weights_only`, which forces it back on for every ``torch.load``
+(``TORCH_FORCE_WEIGHTS_ONLY_LOAD``).
 """
 
 from __future__ import annotations
