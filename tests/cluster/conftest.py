@@ -84,9 +84,3 @@ def wait_for(job: str, states=TERMINAL, timeout: float = WAIT_S) -> dict[str, st
 def squeue_names() -> list[str]:
     out = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout
     return out.split()
-
-
-def start_now(job: str) -> None:
-    """A requeued job waits cred_expire seconds (30 s here) before it may start: skip that."""
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False,
-                   capture_output=True)  # fmt: skip

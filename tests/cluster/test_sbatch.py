@@ -25,7 +25,6 @@ from tests.cluster.conftest import (
     sacct,
     sacct_all,
     squeue_names,
-    start_now,
     wait_for,
 )
 from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
@@ -129,7 +128,6 @@ def test_usr2_requeues_and_resumes_exactly(studies):
     st = status(path)
     assert st["state"] == "PREEMPTED" and 5 <= st["step"] < STEPS, st
     assert "requeue 1 of 3" in st["reason"]
-    start_now(job)
     assert wait_for(job)["state"] == "COMPLETED"
     assert [int(r["step"]) for r in read_metrics(path)] == list(range(1, STEPS + 1))
     st = status(path)
@@ -193,7 +191,6 @@ def test_sigkill_of_the_trainer_is_retried_on_the_other_node(studies):
     st = status(path)
     assert st["state"] == "PENDING" and st["retries"] == 1 and st["excluded"] == [first_node]
     assert "trainer killed by SIGKILL" in st["reason"] and f"slurm-{job}.out" in st["reason"]
-    start_now(job)
     assert wait_for(job)["state"] == "COMPLETED"
     records = sacct_all(job)
     assert [r["state"] for r in records] == ["REQUEUED", "COMPLETED"]
