@@ -11,6 +11,7 @@ turns the weights-only unpickler off in its own ``torch.load`` calls, so those r
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import pickle
 from collections.abc import Iterator
@@ -40,6 +41,16 @@ def _deepspeed_globals() -> list[Any]:
     return out
 
 
+def _enum_member(cls: Any, name: str) -> Any:
+    """What a pickled ``getattr(SomeEnum, "member")`` may do here: look up a member of an
+    allow-listed enum, nothing else. Some Python builds (Debian's 3.11 in the CPU image) pickle
+    enum members that way, DeepSpeed's ZeroStageEnum among them."""
+    if isinstance(cls, type) and issubclass(cls, enum.Enum) and cls in _deepspeed_globals():
+        if isinstance(name, str) and name in cls.__members__:
+            return cls[name]
+    raise pickle.UnpicklingError(f"Unsupported global: GLOBAL getattr({cls!r}, {name!r})")
+
+
 def refusal(path: str | Path, exc: BaseException) -> RunDirError:
     detail = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
     detail = detail.split(" was not")[0].replace("WeightsUnpickler error: ", "")
@@ -56,7 +67,9 @@ def weights_only() -> Iterator[None]:
     old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
-        with torch.serialization.safe_globals(_deepspeed_globals()):
+        with torch.serialization.safe_globals(
+            [*_deepspeed_globals(), (_enum_member, "builtins.getattr")]
+        ):
             yield
     finally:
         if old is None:

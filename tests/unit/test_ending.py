@@ -191,3 +191,25 @@ def test_a_second_sigterm_after_the_trainer_said_cancelled_is_not_a_crash(tmp_pa
         assert ending.after_exit(spec, rc, NO_SLURM).action == "none"
         st = run.read_status()
         assert st["state"] == "CANCELLED" and st["cause"] == "cancel" and "retries" not in st
+
+
+class _EnumByName:
+    """How Debian's Python 3.11 (the CPU image) pickles an enum member: getattr(cls, name)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self):
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+
+        return (getattr, (ZeroStageEnum, self.name))
+
+
+def test_enum_members_pickled_by_name_load_and_nothing_else_does(tmp_path):
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    torch.save({"zero_stage": _EnumByName("gradients")}, tmp_path / "ok.pt")
+    assert safeload.load(tmp_path / "ok.pt")["zero_stage"] is ZeroStageEnum.gradients
+    torch.save({"x": _EnumByName("__init__")}, tmp_path / "bad.pt")
+    with pytest.raises(RunDirError, match="refused to load"):
+        safeload.load(tmp_path / "bad.pt")
