@@ -41,10 +41,10 @@ def job_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def submit(results: Path, study: str, data: Path, *args: str) -> dict:
+def submit(results: Path, study: str, data: Path, *args: str, env: dict | None = None) -> dict:
     t0 = time.monotonic()
-    proc = subprocess.run(submit_cmd(results, study, data, *args), cwd=REPO, env=job_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(submit_cmd(results, study, data, *args), cwd=REPO,
+                          env=env or job_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     record = json.loads((results / study / "study.json").read_text())
     record["_submit_s"] = time.monotonic() - t0
