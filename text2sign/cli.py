@@ -27,6 +27,34 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="override one config key, e.g. --set train.lr=3e-4 (repeatable)")  # fmt: skip
 
 
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None,
+                   help="cuda | cuda:N | cpu (default: CUDA when there is one; under torchrun "
+                        "each rank takes LOCAL_RANK mod the visible devices and samples its share)")  # fmt: skip
+
+
+def _inference_env(requested: str | None):
+    """torch.distributed under torchrun (no DeepSpeed), CPU threads from the allocation, and the
+    device: ``requested`` (validated) or this rank's default. Returns (device, is_main)."""
+    import torch
+
+    from text2sign import distributed, threads
+
+    env = distributed.init(deepspeed_backend=False)
+    threads.apply()
+    if requested is None:
+        return env.device, env.is_main
+    try:
+        device = torch.device(requested)
+    except RuntimeError as e:
+        raise UsageError(f"--device {requested!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {requested}: no CUDA device is visible to this process")
+    if device.type == "cuda" and device.index is None:
+        device = env.device
+    return device, env.is_main
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="text2sign", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -44,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: config)")
     p.add_argument("--guidance-scale", type=float, default=None)
+    _add_device_arg(p)
 
     p = sub.add_parser("data", help="dataset tools")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -65,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="sample validation clips and measure every metric")
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--num-videos", type=int, default=None, help="default: eval.num_videos")
+    _add_device_arg(p)
 
     p = sub.add_parser("collect", help="comparison tables + report of a study's runs")
     p.add_argument("study", type=Path, help="results/<study>")
@@ -88,23 +118,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from text2sign.inference import sample_shared
     from text2sign.sampling import (
+        initial_noise,
         load_run_for_sampling,
         make_diffusion,
-        sample_videos,
         slug,
         write_gif,
     )
 
+    device, is_main = _inference_env(args.device)
     cfg, built, kind = load_run_for_sampling(args.run_dir)
-    videos = sample_videos(
-        built, make_diffusion(cfg), [args.caption], cfg=cfg, seed=args.seed,
-        steps=args.steps, guidance_scale=args.guidance_scale,
+    videos = sample_shared(
+        built, make_diffusion(cfg), [args.caption], initial_noise(cfg, 1, args.seed), cfg=cfg,
+        device=device, steps=args.steps, guidance_scale=args.guidance_scale,
     )  # fmt: skip
+    if not is_main:
+        return EXIT_OK
     out = args.out or args.run_dir / "samples" / f"cli_{slug(args.caption)}_seed{args.seed}.gif"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_gif(out, videos[0])
-    print(f"{out} ({kind} weights, {videos.shape[1]} frames {videos.shape[2]}x{videos.shape[3]})")
+    print(f"{out} ({kind} weights, {videos.shape[1]} frames {videos.shape[2]}x{videos.shape[3]}, "
+          f"sampled on {device})")  # fmt: skip
     return EXIT_OK
 
 
@@ -150,8 +185,13 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from text2sign.evaluate import evaluate, format_metrics
 
-    result = evaluate(args.run_dir, num_videos=args.num_videos)
-    print(format_metrics(result))
+    device, is_main = _inference_env(args.device)
+    result = evaluate(args.run_dir, num_videos=args.num_videos, device=device)
+    if is_main:
+        print(format_metrics(result))
+        print(
+            f"inference on {result['inference_device']}, {len(result['inference_ranks'])} rank(s)"
+        )
     return EXIT_OK
 
 
@@ -187,6 +227,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy torch.distributed's group before exit: left to interpreter shutdown, its threads
+    were seen to abort the process ('terminate called without an active exception', exit -6)
+    after a clean one-line error."""
+    if "torch" not in sys.modules:  # the command never imported torch
+        return
+    from text2sign.distributed import shutdown
+
+    shutdown()
 
 
 if __name__ == "__main__":

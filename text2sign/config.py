@@ -124,6 +124,11 @@ class TrainConfig(Section):
     )
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
     precision: Literal["bf16", "fp32"] = Field("bf16", description="Mixed precision switch.")
+    deterministic: bool = Field(
+        False,
+        description="Deterministic CUDA kernels (torch.use_deterministic_algorithms): exact "
+        "resume on GPU, at some speed; CPU runs are deterministic anyway.",
+    )
     deepspeed_config: str = Field(
         "default.json", description="DeepSpeed JSON template under text2sign/configs/deepspeed."
     )
@@ -153,10 +158,13 @@ class TelemetryConfig(Section):
 class EvalConfig(Section):
     """Evaluation after training and by ``python -m text2sign evaluate`` (ignored by the hash)."""
 
-    enabled: bool = Field(True, description="Evaluate at the end of training (rank 0).")
+    enabled: bool = Field(True, description="Evaluate at the end of training (all ranks).")
     num_videos: int = Field(32, ge=1, le=10_000, description="Validation clips sampled and scored.")
     seed: int = Field(1234, ge=0, description="Seed of the evaluation noise (same for every run).")
     timing_videos: int = Field(3, ge=1, le=100, description="Videos timed for inference speed.")
+    batch_size: int = Field(
+        8, ge=1, le=1024, description="Videos one rank samples at once (bounds inference memory)."
+    )
     i3d_path: str | None = Field(
         None, description="StyleGAN-V i3d_torchscript.pt for FVD (absent: FVD is N/A)."
     )

@@ -162,18 +162,24 @@ class GaussianDiffusion:
         guidance_scale: float = 1.0,
         uncond_fn: ModelFn | None = None,
         clip_x0: bool = True,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Deterministic DDIM (eta = 0) from pure noise; returns fp32 x_0 of ``shape``.
 
         The initial noise comes from ``generator`` on its own device (then moves to ``device``,
-        default the generator's), so one seed gives the same sample on any device. With
+        default the generator's), so one seed gives the same sample on any device; ``noise`` (of
+        ``shape``) replaces that draw, so a rank can sample its share of a batch. With
         ``guidance_scale != 1`` the unconditional model ``uncond_fn`` is required (see the module
         docstring); ``model_fn`` is then the conditional model. Predicted x_0 is clipped to [-1, 1] unless ``clip_x0`` is False.
         """
         if guidance_scale != 1.0 and uncond_fn is None:
             raise ValueError("guidance_scale != 1 needs uncond_fn (the empty-caption model)")
         device = torch.device(device) if device is not None else generator.device
-        x = torch.randn(shape, generator=generator, device=generator.device).float().to(device)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=generator.device)
+        elif tuple(noise.shape) != tuple(shape):
+            raise ValueError(f"noise of shape {tuple(noise.shape)}, expected {tuple(shape)}")
+        x = noise.float().to(device)
         ab = self.alphas_cumprod.to(device)  # (T,) fp64
         seq = ddim_timesteps(self.num_timesteps, steps)
         for i, step in enumerate(seq):

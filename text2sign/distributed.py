@@ -7,7 +7,8 @@ Launch modes, all ending in the same ``torch.distributed`` environment variables
   (submitit's TorchDistributedEnvironment, or the sbatch script) exports MASTER_ADDR/PORT;
 * a plain ``python -m text2sign train`` is a world of one on a free local port.
 
-The device comes from LOCAL_RANK, never from the global rank, so multi-node runs pick the right GPU.
+The device comes from LOCAL_RANK modulo the visible devices, never from the global rank, so
+multi-node runs and sites that bind one GPU per task pick the right GPU.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -64,30 +66,74 @@ def resolve_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
-def init() -> DistEnv:
-    """Initialise torch.distributed through DeepSpeed (gloo on CPU, NCCL on CUDA)."""
+def pick_device(local_rank: int, visible: int) -> torch.device:
+    """CUDA device ``local_rank mod visible`` (CPU when none is visible).
+
+    A site that binds one GPU per task (``--gpus-per-task=1``, or CUDA_VISIBLE_DEVICES set per
+    task) shows every rank a single device 0; a whole-node launch shows all of them.
+    """
+    if visible <= 0:
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank % visible)
+
+
+def init(*, deepspeed_backend: bool = True) -> DistEnv:
+    """Initialise torch.distributed (gloo on CPU, NCCL on CUDA); return rank, world, device.
+
+    The trainer initialises through DeepSpeed; ``evaluate``/``sample`` under ``torchrun`` pass
+    ``deepspeed_backend=False`` (plain torch.distributed, no DeepSpeed import). A world of one
+    initialises nothing there.
+    """
     os.environ.update(resolve_env())
     cuda = torch.cuda.is_available()
-    if not cuda:
-        # DeepSpeed would guess the CPU accelerator anyway, with a warning; say it explicitly.
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed  # imported late: after DS_ACCELERATOR is set
-
-    backend = "nccl" if cuda else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    world = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
+    device = pick_device(local_rank, torch.cuda.device_count() if cuda else 0)
     if cuda:
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
+        torch.cuda.set_device(device)
+    backend = "nccl" if cuda else "gloo"
+    if deepspeed_backend:
+        if not cuda:
+            # DeepSpeed would guess the CPU accelerator anyway, with a warning; say it explicitly.
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed  # imported late: after DS_ACCELERATOR is set
+
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    elif world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=backend)
     return DistEnv(
         rank=int(os.environ["RANK"]),
-        world_size=int(os.environ["WORLD_SIZE"]),
+        world_size=world,
         local_rank=local_rank,
         device=device,
         backend=backend,
     )
+
+
+def current() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) without torch.distributed."""
+    if not torch.distributed.is_initialized():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def shard(n: int, rank: int, world: int) -> list[int]:
+    """Indices of ``range(n)`` this rank handles: strided, so ranks differ by at most one item."""
+    return list(range(rank, n, world))
+
+
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's ``obj`` (picklable) on rank 0, in rank order; None on the other ranks.
+
+    Collective: every rank must call it, also when its own work failed (send the error as the
+    object). Objects travel through the process group (NCCL: via the current CUDA device).
+    """
+    if not torch.distributed.is_initialized():
+        return [obj]
+    rank, world = current()
+    out: list[Any] | None = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(obj, out, dst=0)
+    return out
 
 
 def barrier() -> None:

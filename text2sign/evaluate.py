@@ -3,61 +3,58 @@
 Samples one video per validation clip (DDIM, fixed seed, EMA weights when EMA is on) and compares
 it with that clip's reference video:
 
-* inference: median seconds per video (after a warm-up) and peak memory;
+* inference: median seconds per video (after a warm-up) and peak memory, on the device that
+  sampled, named in the result;
 * parameters: total and trainable, DiT and text encoder separately;
 * PSNR, SSIM (per video, vs the reference of the same caption), temporal consistency;
 * FVD (I3D torchscript from ``eval.i3d_path``) and LPIPS (AlexNet from TORCH_HOME), else N/A;
 * on the synthetic dataset: DTW-MJE of the detected hand blobs against the ground-truth keypoints,
-  and the **conditioning audit**: the same noise sampled with shuffled captions and with the empty
-  caption. If the model uses the text, wrong captions move the hands away from the reference:
-  gap = DTW-MJE(shuffled) − DTW-MJE(correct) > 0, with a one-sided paired Wilcoxon test.
+  and the conditioning audit (:mod:`text2sign.audit`).
 
-Writes ``evaluation_metrics.json`` and ``evaluation_metrics.csv`` in the run dir.
+Sampling is shared by the job's ranks (:mod:`text2sign.inference`): each rank samples its share of
+the clips, for every audit pass, on its own device; rank 0 scores and writes
+``evaluation_metrics.json`` and ``evaluation_metrics.csv`` in the run dir. Run it alone
+(``--device cuda``) or under ``torchrun --nproc-per-node N``.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 
-from text2sign import atomic
+from text2sign import atomic, distributed
+from text2sign import audit as audit_mod
+from text2sign.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
 from text2sign.config import Config
 from text2sign.data import open_dataset
-from text2sign.data.synth import BLOB_COLOURS, KEYPOINT_NAMES
+from text2sign.inference import (
+    DeviceReport,
+    PeakMemory,
+    device_name,
+    gather_reports,
+    sample_shared,
+    time_sampling,
+)
 from text2sign.metrics.fvd import fvd
 from text2sign.metrics.image import psnr, ssim, temporal_consistency
-from text2sign.metrics.keypoints import detect_blobs, dtw_mje, fill_missing
 from text2sign.metrics.lpips_metric import lpips_distance
 from text2sign.metrics.result import Metric
-from text2sign.metrics.stats import paired_test
-from text2sign.sampling import load_run_for_sampling, make_diffusion, sample_videos
+from text2sign.sampling import initial_noise, load_run_for_sampling, make_diffusion
 
 EVAL_JSON, EVAL_CSV = "evaluation_metrics.json", "evaluation_metrics.csv"
 
 
-def _mean(values: list[float], what: str) -> Metric:
-    finite = [v for v in values if np.isfinite(v)]
-    if not finite:
-        return Metric.na(f"no finite {what} value")
-    return Metric.of(float(np.mean(finite)))
+def default_device() -> torch.device:
+    """This process's device: CUDA (LOCAL_RANK mod visible devices) when there is one, else CPU."""
+    import os
 
-
-def _derangement(n: int, rng: random.Random) -> list[int]:
-    """A permutation with no fixed point: every clip gets another clip's caption."""
-    while True:
-        perm = list(range(n))
-        rng.shuffle(perm)
-        if all(i != p for i, p in enumerate(perm)):
-            return perm
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return distributed.pick_device(int(os.environ.get("LOCAL_RANK", "0")), visible)
 
 
 def _reference_keypoints(root: Path, name: str, frames: int) -> np.ndarray | None:
@@ -70,76 +67,17 @@ def _reference_keypoints(root: Path, name: str, frames: int) -> np.ndarray | Non
     return np.concatenate([xy, np.repeat(xy[-1:], frames - len(xy), axis=0)])  # like the loader
 
 
-def _timed_sampling(built, diffusion, captions, cfg, seed, device, repeats: int):
-    """Median seconds for one video (after one warm-up) and the peak memory while sampling."""
-    proc = psutil.Process()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    times, peak_rss = [], proc.memory_info().rss
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        sample_videos(built, diffusion, captions[i % len(captions) : i % len(captions) + 1],
-                      cfg=cfg, seed=seed + i, device=device)  # fmt: skip
-        if i:  # the first call is the warm-up
-            times.append(time.perf_counter() - t0)
-        peak_rss = max(peak_rss, proc.memory_info().rss)
-    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else peak_rss
-    return (
-        median(times),
-        int(peak),
-        ("cuda_max_allocated" if torch.cuda.is_available() else "process_rss"),
-    )
-
-
-def audit(
-    sample_fn: Callable[[list[str]], np.ndarray],
-    captions: list[str],
-    ref_kps: list[np.ndarray],
-    seed: int,
-) -> tuple[dict[str, Metric], dict[str, Any], np.ndarray]:
-    """The conditioning audit: DTW-MJE with correct, shuffled and empty captions.
-
-    ``sample_fn(captions) -> uint8 (N, T, H, W, 3)`` must start from the same noise on every call,
-    so the three conditions differ only in the caption. Returns the metrics, per-clip detail and
-    the correct-caption videos.
-    """
-    perm = _derangement(len(captions), random.Random(seed))
-    conditions = {
-        "correct": captions,
-        "shuffled": [captions[p] for p in perm],
-        "empty": [""] * len(captions),
-    }
-    errors: dict[str, list[float]] = {}
-    videos = {}
-    for name, caps in conditions.items():
-        videos[name] = sample_fn(caps)
-        errors[name] = [
-            dtw_mje(fill_missing(detect_blobs(v, BLOB_COLOURS, KEYPOINT_NAMES)), ref)
-            for v, ref in zip(videos[name], ref_kps, strict=True)
-        ]
-    test = paired_test(errors["correct"], errors["shuffled"])
-    metrics = {
-        "dtw_mje": _mean(errors["correct"], "DTW-MJE"),
-        "dtw_mje_shuffled": _mean(errors["shuffled"], "DTW-MJE"),
-        "dtw_mje_empty": _mean(errors["empty"], "DTW-MJE"),
-    }
-    if test["mean_diff"] is None:
-        metrics["audit_gap"] = Metric.na(str(test["reason"]))
-    else:
-        metrics["audit_gap"] = Metric.of(float(test["mean_diff"]))
-    p = test["wilcoxon_p"]
-    metrics["audit_p"] = (
-        Metric.of(float(p)) if p is not None else Metric.na(str(test["reason"]) or "no p-value")
-    )
-    detail = {"per_video": errors, "paired_test": test, "permutation": perm}
-    return metrics, detail, videos["correct"]
-
-
 def evaluate(
-    run_dir: Path, *, num_videos: int | None = None, device: str = "cpu"
-) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of ``run_dir``; write and return the metrics."""
+    run_dir: Path, *, num_videos: int | None = None, device: torch.device | str | None = None
+) -> dict[str, Any] | None:
+    """Evaluate the latest checkpoint of ``run_dir``: the result on rank 0, None on other ranks.
+
+    Collective under torch.distributed: every rank calls it and samples its share on ``device``
+    (default: :func:`default_device`).
+    """
     run_dir = Path(run_dir)
+    device = torch.device(device) if device is not None else default_device()
+    rank, world = distributed.current()
     cfg, built, weights = load_run_for_sampling(run_dir)
     ev = cfg.eval
     diffusion = make_diffusion(cfg)
@@ -152,42 +90,57 @@ def evaluate(
         raise ValueError(f"{run_dir}: the validation split is empty (data.val_fraction)")
     items = [val[i] for i in range(n)]
     captions = [it["caption"] for it in items]
+    noise = initial_noise(cfg, n, ev.seed)  # (N, T, C, H, W): clip i's noise on every rank
+    root = Path(cfg.data.root)
+    ref_kps = [_reference_keypoints(root, it["name"], cfg.data.num_frames) for it in items]
+
+    # -- sampling: every rank, its share, on its device ----------------------------------------
+    memory = PeakMemory(device).start()
+    times = time_sampling(built, diffusion, captions, noise, cfg=cfg, device=device,
+                          repeats=ev.timing_videos)  # fmt: skip
+    if all(k is not None for k in ref_kps):
+        passes, perm = audit_mod.conditions(captions, ev.seed)
+    else:
+        passes, perm = {"correct": captions}, []
+    videos = {
+        name: sample_shared(built, diffusion, caps, noise, cfg=cfg, device=device,
+                            batch_size=ev.batch_size)
+        for name, caps in passes.items()
+    }  # fmt: skip
+    mine = len(distributed.shard(n, rank, world)) * len(passes)
+    report = DeviceReport(rank, str(device), device_name(device), mine, times, memory.peak(),
+                          memory.kind)  # fmt: skip
+    reports = gather_reports(report)
+    if rank != 0:
+        return None
+
+    # -- scoring: rank 0 ---------------------------------------------------------------------
     refs = np.stack(
         [((it["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for it in items]
     )
-
-    t_video, peak, peak_kind = _timed_sampling(
-        built, diffusion, captions, cfg, ev.seed, device, ev.timing_videos
-    )
-    metrics: dict[str, Metric] = {}
-    root = Path(cfg.data.root)
-    ref_kps = [_reference_keypoints(root, it["name"], cfg.data.num_frames) for it in items]
-    detail: dict[str, Any] = {}
-    if all(k is not None for k in ref_kps):
-
-        def sample_fn(caps: list[str]) -> np.ndarray:
-            return sample_videos(built, diffusion, caps, cfg=cfg, seed=ev.seed, device=device)
-
-        audit_metrics, detail, fakes = audit(sample_fn, captions, ref_kps, ev.seed)
+    if perm:
+        audit_metrics, detail = audit_mod.score(videos, ref_kps, perm)
     else:
-        fakes = sample_videos(built, diffusion, captions, cfg=cfg, seed=ev.seed, device=device)
         reason = "no ground-truth keypoints (NAME.keypoints.json): not the synthetic dataset"
-        audit_metrics = {k: Metric.na(reason) for k in
-                         ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "audit_gap", "audit_p")}  # fmt: skip
-
-    metrics["psnr"] = _mean([psnr(f, r) for f, r in zip(fakes, refs, strict=True)], "PSNR")
-    metrics["ssim"] = _mean([ssim(f, r) for f, r in zip(fakes, refs, strict=True)], "SSIM")
+        audit_metrics, detail = {k: Metric.na(reason) for k in audit_mod.KEYS}, {}
+    fakes = videos["correct"]
+    metrics: dict[str, Metric] = {}
+    metrics["psnr"] = mean_metric([psnr(f, r) for f, r in zip(fakes, refs, strict=True)], "PSNR")
+    metrics["ssim"] = mean_metric([ssim(f, r) for f, r in zip(fakes, refs, strict=True)], "SSIM")
     temporal = [temporal_consistency(f) for f in fakes]
-    metrics["temporal_cos"] = _mean([tc["cosine"] for tc in temporal], "cosine")
-    metrics["temporal_l1"] = _mean([tc["l1"] for tc in temporal], "L1")
-    metrics["reference_temporal_cos"] = _mean(
+    metrics["temporal_cos"] = mean_metric([tc["cosine"] for tc in temporal], "cosine")
+    metrics["temporal_l1"] = mean_metric([tc["l1"] for tc in temporal], "L1")
+    metrics["reference_temporal_cos"] = mean_metric(
         [temporal_consistency(r)["cosine"] for r in refs], "cosine"
     )
     metrics["fvd"] = fvd(refs, fakes, ev.i3d_path)
     metrics["lpips"] = lpips_distance(refs, fakes, torch_home=ev.torch_home, resize_to=64)
     metrics.update(audit_metrics)
-    metrics["inference_s_per_video"] = Metric.of(t_video)
-    metrics["inference_peak_memory_bytes"] = Metric.of(peak)
+    top = max(reports, key=lambda r: r.peak_bytes)
+    metrics["inference_s_per_video"] = Metric.of(
+        median(t for r in reports for t in r.seconds_per_video)
+    )
+    metrics["inference_peak_memory_bytes"] = Metric.of(top.peak_bytes)
     counts = built.parameter_counts()
     result = {
         "weights": weights,
@@ -195,7 +148,9 @@ def evaluate(
         "seed": ev.seed,
         "sample_steps": cfg.diffusion.sample_steps,
         "guidance_scale": cfg.diffusion.guidance_scale,
-        "inference_peak_memory_kind": peak_kind,
+        "inference_peak_memory_kind": top.peak_kind,
+        "inference_device": f"{top.device} ({top.name})",
+        "inference_ranks": [r.to_json() for r in reports],
         "parameters": counts,
         "metrics": {k: m.to_json() for k, m in metrics.items()},
         "audit": detail,
@@ -206,6 +161,7 @@ def evaluate(
         f'{k},{"" if m.value is None else m.value},"{m.reason}"' for k, m in metrics.items()
     ]
     rows += [f"{k},{v}," for k, v in counts.items()]
+    rows += [f'inference_device,,"{result["inference_device"]}"']
     atomic.write_text(run_dir / EVAL_CSV, "\n".join(rows) + "\n")
     return result
 
@@ -223,8 +179,10 @@ DEFINITIONS = {
     "dtw_mje_empty": "dtw_mje when every clip is sampled with the empty caption (same noise)",
     "audit_gap": "mean over clips of dtw_mje_shuffled - dtw_mje (> 0: the caption drives the motion)",
     "audit_p": "one-sided paired Wilcoxon signed-rank p-value of shuffled > correct",
-    "inference_s_per_video": "median seconds to sample one video (after one warm-up)",
-    "inference_peak_memory_bytes": "peak CUDA allocation, or process RSS on CPU, while sampling",
+    "inference_s_per_video": "median seconds to sample one video on the job's device (after one "
+    "warm-up; pooled over the ranks, each timing its own device)",
+    "inference_peak_memory_bytes": "peak CUDA allocation, or process RSS on CPU, while sampling: "
+    "the largest over the ranks (inference_device names it)",
 }
 
 

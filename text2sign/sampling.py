@@ -1,7 +1,7 @@
 """Sampling videos from captions: DDIM with optional classifier-free guidance, GIFs, TensorBoard.
 
-Used by the trainer (samples during and after training), by ``python -m text2sign sample`` and by
-evaluation. Sampling always runs on a plain fp32 copy of the model, loaded with the EMA weights
+Used by the trainer's samples (:mod:`text2sign.sample_writer`), by ``python -m text2sign sample``
+and by evaluation, through :mod:`text2sign.inference`, which shares the work between ranks. Sampling always runs on a plain fp32 copy of the model, loaded with the EMA weights
 when EMA is on, else with the trained weights consolidated by DeepSpeed's zero_to_fp32.
 """
 
@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from text2sign import atomic, checkpoint
+from text2sign import checkpoint
 from text2sign.config import Config, load_resolved
 from text2sign.diffusion import GaussianDiffusion, cosine_betas
 from text2sign.errors import RunDirError
@@ -48,6 +48,16 @@ def load_weights(built: Built, weights: dict[str, torch.Tensor]) -> None:
         )
 
 
+def initial_noise(cfg: Config, n: int, seed: int) -> torch.Tensor:
+    """The DDIM starting noise of ``n`` videos for ``seed``: fp32 CPU (N, T, C, H, W).
+
+    Drawn for the whole set at once, so video i starts from the same noise whichever rank or
+    batch samples it.
+    """
+    shape = (n, cfg.data.num_frames, 3, cfg.data.image_size, cfg.data.image_size)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
 @torch.no_grad()
 def sample_videos(
     built: Built,
@@ -55,28 +65,46 @@ def sample_videos(
     captions: list[str],
     *,
     cfg: Config,
-    seed: int,
+    seed: int = 0,
     device: torch.device | str = "cpu",
     steps: int | None = None,
     guidance_scale: float | None = None,
+    noise: torch.Tensor | None = None,
+    batch_size: int | None = None,
 ) -> np.ndarray:
-    """DDIM samples for ``captions``: uint8 (N, T, H, W, 3). Deterministic for a seed."""
+    """DDIM samples for ``captions``: uint8 (N, T, H, W, 3). Deterministic for a seed.
+
+    ``noise`` (N, T, C, H, W) replaces the seed's draw (see ``initial_noise``); ``batch_size``
+    bounds how many videos go through the model at once (default: all).
+    """
+    device = torch.device(device)
     model = built.model.to(device).eval()
     built.text.to(device)
-    n, t_frames, size = len(captions), cfg.data.num_frames, cfg.data.image_size
-    cond = built.encode(captions, torch.device(device))
-    uncond = built.encode([""] * n, torch.device(device))
+    n = len(captions)
+    if noise is None:
+        noise = initial_noise(cfg, n, seed)
     scale = cfg.diffusion.guidance_scale if guidance_scale is None else guidance_scale
-    x = diffusion.ddim_sample(
-        lambda x_t, t: model(x_t, t, **cond),
-        (n, t_frames, 3, size, size),
-        steps=steps or cfg.diffusion.sample_steps,
-        generator=torch.Generator().manual_seed(seed),
-        device=device,
-        guidance_scale=scale,
-        uncond_fn=lambda x_t, t: model(x_t, t, **uncond),
-    )  # (N, T, C, H, W) in [-1, 1]
-    return to_uint8(x)
+    step = batch_size or max(n, 1)
+    out = []
+    for lo in range(0, n, step):
+        caps = captions[lo : lo + step]
+        cond = built.encode(caps, device)
+        uncond = built.encode([""] * len(caps), device)
+        x = diffusion.ddim_sample(
+            lambda x_t, t, c=cond: model(x_t, t, **c),
+            tuple(noise[lo : lo + step].shape),
+            steps=steps or cfg.diffusion.sample_steps,
+            generator=torch.Generator(),  # unused: the noise is given
+            device=device,
+            guidance_scale=scale,
+            uncond_fn=lambda x_t, t, u=uncond: model(x_t, t, **u),
+            noise=noise[lo : lo + step],
+        )  # (B, T, C, H, W) in [-1, 1]
+        out.append(to_uint8(x))
+    if not out:
+        t_frames, size = cfg.data.num_frames, cfg.data.image_size
+        return np.zeros((0, t_frames, size, size, 3), dtype=np.uint8)
+    return np.concatenate(out)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -90,44 +118,6 @@ def write_gif(path: Path, frames: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp.gif")
     iio.imwrite(tmp, frames, duration=GIF_FRAME_MS, loop=0)
     tmp.replace(path)
-
-
-class SampleWriter:
-    """Writes sample GIFs (+ TensorBoard images and captions) for fixed validation captions."""
-
-    def __init__(self, cfg: Config, diffusion, val_ds, run: RunDir, tb) -> None:
-        # A clean fp32 copy: the engine's module is bf16 and, under ZeRO-3, partitioned.
-        self.cfg, self.diffusion, self.run, self.tb = cfg, diffusion, run, tb
-        self.built = build_model(cfg, run.path, None)
-        captions = list(dict.fromkeys(val_ds.captions)) if len(val_ds) else []
-        self.captions = captions[: cfg.train.num_samples]
-
-    def write(self, step: int, weights: dict[str, torch.Tensor], kind: str) -> list[Path]:
-        if not self.captions:
-            return []
-        load_weights(self.built, weights)
-        videos = sample_videos(
-            self.built, self.diffusion, self.captions, cfg=self.cfg, seed=self.cfg.train.seed
-        )
-        self.run.samples.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for i, (caption, frames) in enumerate(zip(self.captions, videos, strict=True)):
-            path = self.run.samples / f"step{step:08d}_{i:02d}_{slug(caption)}.gif"
-            write_gif(path, frames)
-            paths.append(path)
-            if self.tb is not None:
-                self.tb.add_video_frames(f"samples/{i:02d}", frames, step)
-                self.tb.add_text(f"samples/{i:02d}/caption", caption, step)
-        atomic.write_json(
-            self.run.samples / "index.json",
-            {
-                "step": step,
-                "weights": kind,
-                "captions": self.captions,
-                "files": [p.name for p in paths],
-            },
-        )
-        return paths
 
 
 def load_run_for_sampling(run_dir: Path) -> tuple[Config, Built, str]:

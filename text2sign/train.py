@@ -1,23 +1,32 @@
 """Train one run (one variant × one seed) with DeepSpeed: ZeRO 0–3, bf16, EMA, exact resume.
 
-Reads top to bottom: setup distributed → claim the run dir (lock + config hash) → data → model →
-DeepSpeed engine → resume → train loop (NaN guard, signals, EMA, metrics, checkpoints) → samples
-→ summary and status.
+The run's life, one function per phase (``_train`` lists them):
+
+1. ``train``: distributed set-up, CPU threads from the allocation, claim the run dir (lock +
+   config hash);
+2. ``_set_up``: data, model, DeepSpeed engine, EMA;
+3. ``_resume``: the latest checkpoint (same world size only);
+4. ``_open_outputs``: telemetry, metric writers, metadata, status RUNNING;
+5. ``_loop``: the steps (NaN guard, signals, EMA, metrics, samples, checkpoints);
+6. ``_end_of_run``: summary and final status, then the evaluation shared by every rank.
+
+What happens inside one step lives in :mod:`text2sign.train_step`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
+import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from text2sign import atomic, checkpoint, distributed
+from text2sign import atomic, checkpoint, distributed, threads
 from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
@@ -30,43 +39,18 @@ from text2sign.models.text_encoder import build_text_encoder
 from text2sign.run_report import Progress, print_startup, write_summary
 from text2sign.rundir import RunDir, Stopwatch, now_iso
 from text2sign.runlock import RunLock, job_identity
-from text2sign.sampling import SampleWriter, make_diffusion
+from text2sign.sample_writer import SampleWriter
+from text2sign.sampling import make_diffusion
 from text2sign.telemetry import Telemetry
+from text2sign.train_step import (
+    NonFinite,
+    StopFlag,
+    collate,
+    grad_norm,
+    micro_step_loss,
+    total_steps,
+)
 from text2sign.writers import CSVWriter, JSONLWriter, MetricsLogger, TensorBoardWriter
-
-STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
-
-
-class StopFlag:
-    """Set by SIGUSR2/SIGTERM; the loop finishes the current step, checkpoints and exits 75.
-
-    USR2 is SLURM's "time limit ahead" (``--signal``) or a preemption notice: the run ends
-    PREEMPTED and the job layer requeues it. SIGTERM is ``scancel`` (or SLURM ending the job): the
-    run ends CANCELLED, checkpointed, and is never requeued by us (the job layer may refine the
-    state to TIMEOUT or PREEMPTED from SLURM's own view of the job).
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        for s in STOP_SIGNALS:
-            signal.signal(s, self._handle)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.signum = signum
-
-    def outcome(self, step: int) -> tuple[str, str, str]:
-        """(state, cause, reason) of a run stopped by this flag at ``step``."""
-        if self.signum == signal.SIGTERM:
-            return ("CANCELLED", "cancel",
-                    f"SIGTERM at step {step} (scancel or SLURM ending the job); checkpointed, "
-                    "not requeued: --resume-study continues it")  # fmt: skip
-        sig = signal.Signals(self.signum).name if self.signum else "a peer rank's signal"
-        return "PREEMPTED", "signal", f"{sig} at step {step}; checkpointed, requeue to resume"
-
-
-def total_steps(cfg: Config, per_epoch_micro: int) -> int:
-    steps = cfg.train.epochs * per_epoch_micro // cfg.train.grad_accum
-    return min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps
 
 
 def train(cfg: Config, run_dir: Path) -> int:
@@ -77,16 +61,21 @@ def train(cfg: Config, run_dir: Path) -> int:
     PREEMPTED or CANCELLED. What kills the process outright (SIGKILL, OOM) the launcher writes.
     """
     stop = StopFlag()
+    if cfg.train.deterministic:
+        _deterministic()
     env = distributed.init()
+    cpus = threads.apply(cfg.data.num_workers)
     _quiet_libraries()
     run = RunDir(run_dir)
     lock = distributed.on_main_then_all(lambda: _claim(run, cfg), lambda: None)
     try:
         if run.completed:
             if env.is_main:
-                print(f"[text2sign] {run_dir}: already COMPLETED; nothing to do", flush=True)
+                print(f"[text2sign] {run_dir}: already COMPLETED; nothing to train", flush=True)
+            if cfg.eval.enabled and not (run.path / "evaluation_metrics.json").exists():
+                _evaluate_at_end(run, cfg, env)  # the job that trained it ended before evaluating
             return EXIT_OK
-        return _train(cfg, run, env, stop)
+        return _train(cfg, run, env, stop, cpus)
     except BaseException as e:
         if env.is_main and not run.ended:  # unless this attempt already said how it ended
             cause = "usage" if isinstance(e, UsageError) else "crash"
@@ -115,10 +104,65 @@ def _one_line(e: BaseException) -> str:
     return detail if isinstance(e, UsageError) else f"{type(e).__name__}: {detail}".rstrip(": ")
 
 
-def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
+def _train(cfg: Config, run: RunDir, env, stop: StopFlag, cpus: threads.Threads) -> int:
+    """The run's life: set up → resume → open the outputs → step loop → end of run."""
+    s = _set_up(cfg, run, env)
+    step, resumed = _resume(s)
+    out = _open_outputs(s, step, resumed, cpus)
+    end = _loop(s, out, step, stop)
+    return _end_of_run(s, out, end)
+
+
+@dataclass
+class _Setup:
+    """What the step loop works with, built once per attempt."""
+
+    cfg: Config
+    run: RunDir
+    env: Any
+    train_ds: Any
+    val_ds: Any
+    micro_per_epoch: int
+    n_steps: int
+    built: Any
+    counts: dict[str, int]
+    engine: Any
+    scheduler: Any
+    diffusion: Any
+    ema: EMA | None
+    dtype: torch.dtype
+
+
+@dataclass
+class _Outputs:
+    """Where the loop writes: metrics, telemetry, samples, progress; and its data stream."""
+
+    telemetry: Telemetry
+    logger: MetricsLogger
+    meta: dict[str, Any]
+    sampler: SampleWriter
+    progress: Progress
+    stream: MicroBatchSampler
+    batches: Any
+    clock: Stopwatch = field(default_factory=Stopwatch)
+
+
+@dataclass
+class _End:
+    """How the loop ended: the step reached, the exit code and the status to write."""
+
+    step: int
+    exit_code: int = EXIT_OK
+    state: str = "COMPLETED"
+    cause: str = ""
+    reason: str = ""
+
+
+def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
+    """Data, model and DeepSpeed engine (+ EMA). Collective."""
     torch.manual_seed(cfg.train.seed)  # model init is identical on every rank and every resume
 
-    # -- 1. data (rank 0 decodes the cache once; the others then memory-map it) ---------------
+    # Data: rank 0 decodes the cache once; the others then memory-map it.
     data_kwargs = dict(
         num_frames=cfg.data.num_frames,
         size=cfg.data.image_size,
@@ -133,9 +177,8 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     micro_per_epoch = MicroBatchSampler(
         len(train_ds), batch_size=cfg.train.batch_size, rank=0, world_size=env.world_size, seed=0
     ).per_epoch
-    n_steps = total_steps(cfg, micro_per_epoch)
 
-    # -- 2. model (the tiny tokenizer/encoder is built and saved once, then loaded by all) -----
+    # Model: the tiny tokenizer/encoder is built and saved once, then loaded by all.
     captions = sorted(set(train_ds.captions) | set(val_ds.captions))
     distributed.on_main_then_all(
         lambda: build_text_encoder(cfg.text.encoder, max_tokens=cfg.text.max_tokens,
@@ -144,9 +187,8 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     )  # fmt: skip
     built = build_model(cfg, run.path, captions)
     built.text.to(env.device)
-    counts = built.parameter_counts()
 
-    # -- 3. DeepSpeed engine --------------------------------------------------------------------
+    # DeepSpeed engine.
     import deepspeed
 
     optimizer = torch.optim.AdamW(
@@ -163,23 +205,33 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
         lr_scheduler=scheduler,
         config=deepspeed_config(cfg, env.world_size),
     )
-    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
-    diffusion = make_diffusion(cfg)
     ema = EMA(engine.module, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
+    return _Setup(
+        cfg=cfg, run=run, env=env, train_ds=train_ds, val_ds=val_ds,
+        micro_per_epoch=micro_per_epoch, n_steps=total_steps(cfg, micro_per_epoch),
+        built=built, counts=built.parameter_counts(), engine=engine, scheduler=scheduler,
+        diffusion=make_diffusion(cfg), ema=ema,
+        dtype=torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32,
+    )  # fmt: skip
 
-    # -- 4. resume (same world size only: see checkpoint.check_world_size) ----------------------
-    step = 0
-    tag = run.latest_checkpoint()
-    if tag is not None:
-        checkpoint.check_world_size(run.checkpoints, tag, env.world_size)
-        client = checkpoint.load(
-            engine, run.checkpoints, tag, rank=env.rank, config_hash=cfg.hash()
-        )
-        step = int(client["step"])
-        if ema is not None:
-            ema.load_state_dict(client["ema"])
 
-    # -- 5. outputs (rank 0 writes shared files; every attempt restarts them at ``step``) ------
+def _resume(s: _Setup) -> tuple[int, bool]:
+    """(step to start from, whether a checkpoint was loaded). Same world size only."""
+    tag = s.run.latest_checkpoint()
+    if tag is None:
+        return 0, False
+    checkpoint.check_world_size(s.run.checkpoints, tag, s.env.world_size)
+    client = checkpoint.load(
+        s.engine, s.run.checkpoints, tag, rank=s.env.rank, config_hash=s.cfg.hash()
+    )
+    if s.ema is not None:
+        s.ema.load_state_dict(client["ema"])
+    return int(client["step"]), True
+
+
+def _open_outputs(s: _Setup, step: int, resumed: bool, cpus: threads.Threads) -> _Outputs:
+    """Telemetry, metric writers, metadata and status; every attempt restarts them at ``step``."""
+    cfg, run, env = s.cfg, s.run, s.env
     telemetry_csv = (
         run.gpu_memory_csv if env.is_main else run.path / f"gpu_memory.rank{env.rank}.csv"
     )
@@ -188,8 +240,8 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     )
     telemetry.step = step
     telemetry.start()
-    logger = MetricsLogger([])
-    if env.is_main:
+    logger, meta = MetricsLogger([]), {}
+    if env.is_main:  # rank 0 writes the shared files
         logger = MetricsLogger(
             [
                 CSVWriter(run.metrics_csv, resume_step=step),
@@ -197,125 +249,152 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
                 TensorBoardWriter(run.tb, every=cfg.train.log_every, resume_step=step),
             ]
         )
-        meta = collect_metadata(env, telemetry, counts, run_dir=run.path)
-        meta["resumed_from_step"] = step if tag is not None else None
+        meta = collect_metadata(env, telemetry, s.counts, run_dir=run.path)
+        meta["threads"] = cpus.to_json()
+        meta["resumed_from_step"] = step if resumed else None
         atomic.write_json(run.metadata, meta)
-        run.write_status("RUNNING", step=step, total=n_steps, start=True, **job_identity())
-        print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
-    sampler = SampleWriter(cfg, diffusion, val_ds, run, logger.tensorboard) if env.is_main else None
-    progress = Progress(n_steps, step, env.is_main)
-
-    sampler_stream = MicroBatchSampler(
-        len(train_ds), batch_size=cfg.train.batch_size, rank=env.rank,
+        run.write_status("RUNNING", step=step, total=s.n_steps, start=True, **job_identity())
+        print_startup(cfg, env, s.counts, s.n_steps, step, s.micro_per_epoch)
+        print(f"[text2sign] CPU threads {cpus.torch} ({cpus.source}), "
+              f"DataLoader workers {cpus.workers}", flush=True)  # fmt: skip
+    stream = MicroBatchSampler(
+        len(s.train_ds), batch_size=cfg.train.batch_size, rank=env.rank,
         world_size=env.world_size, seed=cfg.train.seed, start=step * cfg.train.grad_accum,
     )  # fmt: skip
     loader = torch.utils.data.DataLoader(
-        train_ds, batch_sampler=sampler_stream, num_workers=cfg.data.num_workers,
-        collate_fn=_collate, persistent_workers=cfg.data.num_workers > 0,
+        s.train_ds, batch_sampler=stream, num_workers=cpus.workers, collate_fn=collate,
+        persistent_workers=cpus.workers > 0,
     )  # fmt: skip
-    batches = iter(loader)
+    return _Outputs(
+        telemetry=telemetry, logger=logger, meta=meta,
+        sampler=SampleWriter(cfg, s.diffusion, s.val_ds, run, logger.tensorboard, env.device),
+        progress=Progress(s.n_steps, step, env.is_main), stream=stream, batches=iter(loader),
+    )  # fmt: skip
 
-    # -- 6. train loop ----------------------------------------------------------------------------
-    clock = Stopwatch()
+
+def _loop(s: _Setup, out: _Outputs, step: int, stop: StopFlag) -> _End:
+    """Steps until the end, a stop signal (checkpoint, exit 75) or a non-finite loss."""
+    cfg, env, engine = s.cfg, s.env, s.engine
     last_ckpt = step
     engine.train()
-    exit_code, final_state, cause, reason = EXIT_OK, "COMPLETED", "", ""
     try:
-        while step < n_steps:
+        while step < s.n_steps:
             t0 = time.perf_counter()
             micro_losses = []
             for micro in range(cfg.train.grad_accum):
-                batch = next(batches)
+                batch = next(out.batches)
                 g = step_generator(cfg.train.seed, env.rank, step, micro)
-                loss = _micro_step_loss(engine, built, diffusion, batch, g, cfg, env.device, dtype)
+                loss = micro_step_loss(engine, s.built, s.diffusion, batch, g, cfg, env.device,
+                                        s.dtype)  # fmt: skip
                 if cfg.train.nan_at_step == step + 1:
                     loss = loss * float("nan")  # fault injection (train.nan_at_step), for tests
                 # NaN guard, before any backward/optimizer step, agreed on by all ranks.
                 if distributed.all_reduce_max(0.0 if torch.isfinite(loss) else 1.0) > 0:
-                    raise _NonFinite(step + 1)
+                    raise NonFinite(step + 1)
                 engine.backward(loss)
                 engine.step()
                 micro_losses.append(loss.item())
             step += 1
-            telemetry.step = step
-            if ema is not None:
-                ema.update(engine.module, step)
-            dt = time.perf_counter() - t0
-            peak, reserved, kind = telemetry.window_peak()
-            # One collective for the step's statistics: mean loss, max peak memory, any stop.
-            stats = distributed.all_gather_floats(
-                [sum(micro_losses) / len(micro_losses), float(peak), 1.0 if stop.signum else 0.0]
-            )  # (world, 3)
-            loss_value = stats[:, 0].mean().item()
-            peak = int(stats[:, 1].max().item())
-            stopping = stats[:, 2].max().item() > 0
-            samples = cfg.train.batch_size * cfg.train.grad_accum * env.world_size
-            epoch, _ = sampler_stream.position(step * cfg.train.grad_accum)
-            logger.log(
-                step,
-                {
-                    "epoch": epoch,
-                    "loss": loss_value,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": _grad_norm(engine),
-                    "samples_per_s": samples / dt,
-                    "step_time_s": dt,
-                    "peak_memory_bytes": peak,
-                    "peak_reserved_bytes": reserved,
-                    "memory_kind": kind,
-                    "wall_time_s": clock.elapsed(),
-                },
-            )
-            progress.update(step, loss_value, samples / dt, cfg.train.log_every)
+            out.telemetry.step = step
+            if s.ema is not None:
+                s.ema.update(engine.module, step)
+            stopping = _log_step(s, out, step, micro_losses, time.perf_counter() - t0, stop)
             if cfg.train.sample_every and step % cfg.train.sample_every == 0:
-                _write_samples(sampler, engine, ema, step, cfg)
-            if step % cfg.train.checkpoint_every == 0 or step == n_steps or stopping:
-                _save(engine, run, step, ema, cfg, env, sampler_stream)
+                _write_samples(s, out, step)
+            if step % cfg.train.checkpoint_every == 0 or step == s.n_steps or stopping:
+                _save(s, out, step)
                 last_ckpt = step
-            if stopping and step < n_steps:
-                final_state, cause, reason = stop.outcome(step)
-                exit_code = EXIT_REQUEUE
-                break
-        else:
-            if step != last_ckpt:
-                _save(engine, run, step, ema, cfg, env, sampler_stream)
-            if cfg.train.num_samples:
-                _write_samples(sampler, engine, ema, step, cfg)
-    except _NonFinite as e:
-        exit_code, final_state, cause = EXIT_FAILURE, "FAILED", "nonfinite"
+            if stopping and step < s.n_steps:
+                state, cause, reason = stop.outcome(step)
+                return _End(step, EXIT_REQUEUE, state, cause, reason)
+        if step != last_ckpt:
+            _save(s, out, step)
+        if cfg.train.num_samples:
+            _write_samples(s, out, step)
+        return _End(step)
+    except NonFinite as e:
         reason = (
-            f"non-finite loss at step {e.step}; last good checkpoint: {run.latest_checkpoint()}"
+            f"non-finite loss at step {e.step}; last good checkpoint: {s.run.latest_checkpoint()}"
         )
+        return _End(step, EXIT_FAILURE, "FAILED", "nonfinite", reason)
     finally:
-        telemetry.stop()
+        out.telemetry.stop()
 
-    # -- 7. summary + status ------------------------------------------------------------------
+
+def _log_step(s: _Setup, out: _Outputs, step: int, micro_losses, dt: float, stop) -> bool:
+    """One collective for the step's statistics (mean loss, max peak memory, any stop), then
+    rank 0 logs them. Returns whether any rank was signalled to stop."""
+    peak, reserved, kind = out.telemetry.window_peak()
+    stats = distributed.all_gather_floats(
+        [sum(micro_losses) / len(micro_losses), float(peak), 1.0 if stop.signum else 0.0]
+    )  # (world, 3)
+    loss_value = stats[:, 0].mean().item()
+    samples = s.cfg.train.batch_size * s.cfg.train.grad_accum * s.env.world_size
+    epoch, _ = out.stream.position(step * s.cfg.train.grad_accum)
+    out.logger.log(
+        step,
+        {
+            "epoch": epoch,
+            "loss": loss_value,
+            "lr": s.scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm(s.engine),
+            "samples_per_s": samples / dt,
+            "step_time_s": dt,
+            "peak_memory_bytes": int(stats[:, 1].max().item()),
+            "peak_reserved_bytes": reserved,
+            "memory_kind": kind,
+            "wall_time_s": out.clock.elapsed(),
+        },
+    )
+    out.progress.update(step, loss_value, samples / dt, s.cfg.train.log_every)
+    return stats[:, 2].max().item() > 0
+
+
+def _end_of_run(s: _Setup, out: _Outputs, end: _End) -> int:
+    """Summary and final status (rank 0), then the evaluation, shared by every rank."""
+    cfg, run, env = s.cfg, s.run, s.env
     if env.is_main:
-        logger.close()
-        write_summary(run, cfg, env, counts, clock.elapsed(), telemetry, step)
-        run.write_status(final_state, step=step, total=n_steps, reason=reason, cause=cause)
-        meta.update(ended_at=now_iso(), wall_time_s=round(clock.elapsed(), 3))
-        atomic.write_json(run.metadata, meta)
-        print(f"[text2sign] {final_state} at step {step}/{n_steps} {reason}".rstrip(), flush=True)
-    if env.is_main and final_state == "COMPLETED" and cfg.eval.enabled:
-        _evaluate_at_end(run, cfg)
-    if final_state == "FAILED":
-        print(f"text2sign: error: {reason}", file=sys.stderr, flush=True)
+        out.logger.close()
+        write_summary(run, cfg, env, s.counts, out.clock.elapsed(), out.telemetry, end.step)
+        run.write_status(end.state, step=end.step, total=s.n_steps, reason=end.reason,
+                         cause=end.cause)  # fmt: skip
+        out.meta.update(ended_at=now_iso(), wall_time_s=round(out.clock.elapsed(), 3))
+        atomic.write_json(run.metadata, out.meta)
+        print(f"[text2sign] {end.state} at step {end.step}/{s.n_steps} {end.reason}".rstrip(),
+              flush=True)  # fmt: skip
+    if end.state == "FAILED":
+        print(f"text2sign: error: {end.reason}", file=sys.stderr, flush=True)
     distributed.barrier()
-    return exit_code
+    if end.state == "COMPLETED" and cfg.eval.enabled:
+        _evaluate_at_end(run, cfg, env)
+    return end.exit_code
 
 
-def _evaluate_at_end(run: RunDir, cfg: Config) -> None:
-    """Rank 0, after training: evaluation metrics + TensorBoard HParams. Never fails the run."""
+def _evaluate_at_end(run: RunDir, cfg: Config, env) -> None:
+    """All ranks: evaluation metrics (each rank samples its share on its device) + HParams.
+
+    Never fails the run: a failure is agreed by all ranks (see text2sign.inference) and printed.
+    After the last gather only rank 0 works (scoring), so no rank waits in a collective for it.
+    """
     from text2sign.evaluate import evaluate, format_metrics, log_hparams
 
     try:
-        result = evaluate(run.path)
-        summary = json.loads(run.summary.read_text())
-        log_hparams(run.path, cfg, result, summary.get("final_loss"))
-        print(format_metrics(result), flush=True)
+        result = evaluate(run.path, num_videos=cfg.eval.num_videos, device=env.device)
+        if result is not None:
+            summary = json.loads(run.summary.read_text())
+            log_hparams(run.path, cfg, result, summary.get("final_loss"))
+            print(format_metrics(result), flush=True)
     except Exception as e:  # a broken metric must not turn a trained run into a failed one
-        print(f"[text2sign] evaluation failed: {type(e).__name__}: {e}", flush=True)
+        if env.is_main:
+            print(f"[text2sign] evaluation failed: {type(e).__name__}: {e}", flush=True)
+
+
+def _deterministic() -> None:
+    """Deterministic kernels, so a resumed CUDA run repeats the uninterrupted one. cuBLAS needs
+    its workspace setting before its first call; kernels without a deterministic version warn."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def _quiet_libraries() -> None:
@@ -329,63 +408,28 @@ def _quiet_libraries() -> None:
     ds_logger.setLevel(logging.WARNING)
 
 
-class _NonFinite(Exception):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "video": torch.stack([it["video"] for it in items]),  # (B, T, C, H, W)
-        "caption": [it["caption"] for it in items],
-        "index": [it["index"] for it in items],
-    }
-
-
-def _micro_step_loss(
-    engine, built, diffusion, batch, g, cfg: Config, device, dtype
-) -> torch.Tensor:
-    """Diffusion MSE (ε or v) on one micro-batch; all randomness drawn from the step generator ``g``."""
-    x0 = batch["video"].to(device)  # (B, T, C, H, W) in [-1, 1]
-    b = x0.shape[0]
-    drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG
-    captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist(), strict=True)]
-    high = cfg.diffusion.high_noise_prob if cfg.diffusion.timestep_sampling == "high_noise" else 0.0
-    t = diffusion.sample_timesteps(b, g, device, high_noise_prob=high)  # (B,)
-    noise = torch.randn(x0.shape, generator=g).to(device)  # (B, T, C, H, W)
-    text = built.encode(captions, device)
-    return diffusion.training_loss(lambda x_t, tt: engine(x_t.to(dtype), tt, **text), x0, t, noise)
-
-
-def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:
-    """Collective (ZeRO-3 gathers the weights on every rank); rank 0 samples and writes."""
-    if ema is not None:
-        weights, kind = ema.state_dict(), "ema"
+def _write_samples(s: _Setup, out: _Outputs, step: int) -> None:
+    """Collective: every rank gets the full sampling weights (ZeRO-3 gathers them), samples its
+    share of the captions on its device; rank 0 writes the GIFs."""
+    if s.ema is not None:
+        weights, kind = s.ema.state_dict(), "ema"
     else:
-        weights, kind = gathered_weights(engine.module, cfg.train.zero_stage), "raw"
-    if sampler is not None:
-        sampler.write(step, weights, kind)
-    distributed.barrier()
+        weights, kind = gathered_weights(s.engine.module, s.cfg.train.zero_stage), "raw"
+    out.sampler.write(step, weights, kind)
 
 
-def _grad_norm(engine) -> float:
-    gn = engine.get_global_grad_norm()
-    if gn is None:
-        return float("nan")
-    return float(gn.item() if torch.is_tensor(gn) else gn)
-
-
-def _save(engine, run: RunDir, step: int, ema, cfg: Config, env, stream) -> None:
-    epoch, pos = stream.position(step * cfg.train.grad_accum)
+def _save(s: _Setup, out: _Outputs, step: int) -> None:
+    cfg, env = s.cfg, s.env
+    epoch, pos = out.stream.position(step * cfg.train.grad_accum)
     client = {
         "step": step,
         "epoch": epoch,
         "data_position": pos,
         "micro_batches_consumed": step * cfg.train.grad_accum,
         "config_hash": cfg.hash(),
-        "ema": ema.state_dict() if ema is not None else None,
+        "ema": s.ema.state_dict() if s.ema is not None else None,
         "world_size": env.world_size,
     }
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(engine, run.checkpoints, step=step, rank=env.rank, client_state=client,
+    s.run.checkpoints.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(s.engine, s.run.checkpoints, step=step, rank=env.rank, client_state=client,
                     keep=cfg.train.keep_checkpoints)  # fmt: skip

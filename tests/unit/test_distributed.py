@@ -8,7 +8,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from text2sign.distributed import all_gather_floats, all_reduce_max, resolve_env
+from text2sign.distributed import (
+    all_gather_floats,
+    all_reduce_max,
+    gather_to_main,
+    pick_device,
+    resolve_env,
+    shard,
+)
 from text2sign.errors import UsageError
 
 
@@ -71,3 +78,23 @@ def test_two_gloo_ranks_gather_every_rank_in_rank_order():
         assert p.exitcode == 0
     expected = [[0.5, 100.0, 0.0], [1.5, 200.0, 1.0]]  # row = rank; the trainer reduces columns
     assert results[0] == (expected, 1.0) and results[1] == (expected, 1.0)
+
+
+def test_device_is_local_rank_modulo_the_visible_devices():
+    # A site binding one GPU per task shows every rank a single device 0.
+    assert pick_device(local_rank=3, visible=1) == torch.device("cuda", 0)
+    assert pick_device(local_rank=5, visible=4) == torch.device("cuda", 1)
+    assert pick_device(local_rank=2, visible=8) == torch.device("cuda", 2)
+    assert pick_device(local_rank=3, visible=0) == torch.device("cpu")
+
+
+def test_shards_cover_every_item_once_and_differ_by_at_most_one():
+    for n in (0, 1, 5, 8):
+        parts = [shard(n, r, 3) for r in range(3)]
+        assert sorted(i for p in parts for i in p) == list(range(n))
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert shard(5, 0, 2) == [0, 2, 4] and shard(5, 1, 2) == [1, 3]
+
+
+def test_gather_to_main_without_process_group_is_the_object():
+    assert gather_to_main({"a": 1}) == [{"a": 1}]

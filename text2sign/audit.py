@@ -1,0 +1,91 @@
+"""The conditioning audit: does the caption drive the video?
+
+The same noise is sampled with the correct captions, with shuffled captions (every clip gets
+another clip's caption) and with the empty caption. If the model uses the text, wrong captions
+move the detected hands away from the reference: gap = DTW-MJE(shuffled) − DTW-MJE(correct) > 0,
+with a one-sided paired Wilcoxon test over the clips.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from text2sign.data.synth import BLOB_COLOURS, KEYPOINT_NAMES
+from text2sign.metrics.keypoints import detect_blobs, dtw_mje, fill_missing
+from text2sign.metrics.result import Metric
+from text2sign.metrics.stats import paired_test
+
+KEYS = ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "audit_gap", "audit_p")
+
+
+def mean_metric(values: list[float], what: str) -> Metric:
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return Metric.na(f"no finite {what} value")
+    return Metric.of(float(np.mean(finite)))
+
+
+def _derangement(n: int, rng: random.Random) -> list[int]:
+    """A permutation with no fixed point: every clip gets another clip's caption."""
+    while True:
+        perm = list(range(n))
+        rng.shuffle(perm)
+        if all(i != p for i, p in enumerate(perm)):
+            return perm
+
+
+def conditions(captions: list[str], seed: int) -> tuple[dict[str, list[str]], list[int]]:
+    """The captions of the three audit passes (correct, shuffled, empty) and the permutation."""
+    perm = _derangement(len(captions), random.Random(seed))
+    return {
+        "correct": captions,
+        "shuffled": [captions[p] for p in perm],
+        "empty": [""] * len(captions),
+    }, perm
+
+
+def score(
+    videos: dict[str, np.ndarray], ref_kps: list[np.ndarray], perm: list[int]
+) -> tuple[dict[str, Metric], dict[str, Any]]:
+    """DTW-MJE of each pass's videos (uint8 (N, T, H, W, 3)) against the reference keypoints."""
+    errors = {
+        name: [dtw_mje(fill_missing(detect_blobs(v, BLOB_COLOURS, KEYPOINT_NAMES)), ref)
+               for v, ref in zip(vids, ref_kps, strict=True)]
+        for name, vids in videos.items()
+    }  # fmt: skip
+    test = paired_test(errors["correct"], errors["shuffled"])
+    metrics = {
+        "dtw_mje": mean_metric(errors["correct"], "DTW-MJE"),
+        "dtw_mje_shuffled": mean_metric(errors["shuffled"], "DTW-MJE"),
+        "dtw_mje_empty": mean_metric(errors["empty"], "DTW-MJE"),
+    }
+    if test["mean_diff"] is None:
+        metrics["audit_gap"] = Metric.na(str(test["reason"]))
+    else:
+        metrics["audit_gap"] = Metric.of(float(test["mean_diff"]))
+    p = test["wilcoxon_p"]
+    metrics["audit_p"] = (
+        Metric.of(float(p)) if p is not None else Metric.na(str(test["reason"]) or "no p-value")
+    )
+    return metrics, {"per_video": errors, "paired_test": test, "permutation": perm}
+
+
+def audit(
+    sample_fn: Callable[[list[str]], np.ndarray],
+    captions: list[str],
+    ref_kps: list[np.ndarray],
+    seed: int,
+) -> tuple[dict[str, Metric], dict[str, Any], np.ndarray]:
+    """The whole audit in one process: ``sample_fn(captions) -> uint8 (N, T, H, W, 3)``.
+
+    ``sample_fn`` must start from the same noise on every call, so the three passes differ only
+    in the caption. Returns the metrics, per-clip detail and the correct-caption videos.
+    """
+    passes, perm = conditions(captions, seed)
+    videos = {name: sample_fn(caps) for name, caps in passes.items()}
+    metrics, detail = score(videos, ref_kps, perm)
+    return metrics, detail, videos["correct"]
