@@ -29,7 +29,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv data demo test lint format docs bench clean submit collect status cancel tensorboard \
+.PHONY: help venv data demo test lint format docs bench gpu-check clean submit collect status cancel tensorboard \
 	sbatch-train sbatch-study sbatch-collect apptainer container container-cpu container-check
 
 help:  ## list targets
@@ -73,6 +73,9 @@ format: $(STAMP)  ## apply ruff format
 
 docs: $(STAMP)  ## regenerate the README's configuration reference from the schema
 	$(PY) -c "from text2sign.config_docs import update_readme; update_readme('README.md')"
+
+gpu-check:  ## every GPU check in one call, <8 min on one H100 (prints "skipped: no CUDA" without one)
+	PY="$(if $(wildcard $(PY)),$(PY),python3)" bash bench/gpu_check.sh
 
 bench: $(STAMP)  ## measure and write BENCHMARKS.md
 	$(PIP) install -q -e ".[bench]"

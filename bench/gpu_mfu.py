@@ -9,8 +9,10 @@ through the project's NVML reader mid-run. Without CUDA it measures nothing: ``r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,8 +37,12 @@ def matmul_peak(n: int = 8192, iters: int = 20) -> float:
     return 2 * n**3 * iters / (start.elapsed_time(end) / 1e3)
 
 
-def train_steps(preset: str, steps: int) -> dict[str, float]:
-    """Median bf16 ZeRO-2 step time, model FLOPs per step and peak memory, one rank."""
+def train_steps(preset: str, steps: int, compile: bool = False) -> dict[str, float]:
+    """Median bf16 ZeRO-2 step time, model FLOPs per step and peak memory, one rank.
+
+    ``compile``: the DiT goes through ``torch.compile`` before DeepSpeed wraps it (the FLOPs are
+    still counted on the eager model: compiled graphs hide their ops from FlopCounterMode).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     for key, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
@@ -51,6 +57,9 @@ def train_steps(preset: str, steps: int) -> dict[str, float]:
     deepspeed.init_distributed(dist_backend="nccl", verbose=False)
     p = get_preset(preset)
     model = VideoDiT(p, num_frames=FRAMES, image_size=SIZE, text_dim=TEXT_DIM)
+    flops = model_flops(model) if compile else None
+    if compile:
+        model = torch.compile(model)
     ds = {
         "train_micro_batch_size_per_gpu": BATCH,
         "gradient_accumulation_steps": 1,
@@ -71,8 +80,12 @@ def train_steps(preset: str, steps: int) -> dict[str, float]:
         engine.backward(loss)
         engine.step()
 
-    with FlopCounterMode(display=False) as counter:
-        step()  # also the first warm-up step
+    if flops is None:
+        with FlopCounterMode(display=False) as counter:
+            step()  # also the first warm-up step
+        flops = float(counter.get_total_flops())
+    else:
+        step()  # the compile happens here
     step()
     times = []
     for _ in range(steps):
@@ -86,13 +99,28 @@ def train_steps(preset: str, steps: int) -> dict[str, float]:
     reader.close()
     return {
         "step_s": median(times),
-        "flops": float(counter.get_total_flops()),
+        "flops": flops,
         "max_allocated": float(torch.cuda.max_memory_allocated(dev)),
         "nvml_used": float(gpu["memory_used_bytes"] or 0),
         "nvml_power_w": float(gpu["power_w"] or 0),
         "params": float(sum(q.numel() for q in model.parameters())),
         "tokens": float(BATCH * FRAMES * (SIZE // p.patch) ** 2),  # video tokens per step
     }
+
+
+def model_flops(model: torch.nn.Module) -> float:
+    """Forward + backward FLOPs of one step of the eager model (on a scratch copy's device)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = model.to("cuda", torch.bfloat16)
+    x = torch.randn(BATCH, FRAMES, 3, SIZE, SIZE, device="cuda", dtype=torch.bfloat16)
+    t = torch.randint(0, 1000, (BATCH,), device="cuda")
+    text = torch.randn(BATCH, TEXT_LEN, TEXT_DIM, device="cuda", dtype=torch.bfloat16)
+    mask = torch.ones(BATCH, TEXT_LEN, device="cuda", dtype=torch.bool)
+    with FlopCounterMode(display=False) as counter:
+        (m(x, t, text, mask).float() - x.float()).pow(2).mean().backward()
+    m.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
 
 
 def skipped(reason: str) -> Section:
@@ -154,9 +182,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="d14")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the DiT first")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("skipped: no CUDA")
+        return
+    if args.json:
+        peak = matmul_peak()
+        r = train_steps(args.preset, args.steps, compile=args.compile)
+        r.update(preset=args.preset, compiled=args.compile, bf16_peak_flops=peak,
+                 mfu=r["flops"] / r["step_s"] / peak, samples_per_s=BATCH / r["step_s"],
+                 tokens_per_s=r["tokens"] / r["step_s"], device=torch.cuda.get_device_name(),
+                 shape=f"{FRAMES}x{SIZE}x{SIZE}", batch=BATCH, steps=args.steps)  # fmt: skip
+        args.json.write_text(json.dumps(r, indent=2))
+        print(json.dumps(r, indent=2))
         return
     section = run(args.preset, args.steps)
     print(section["title"])

@@ -32,6 +32,7 @@ BENCHMARKS = (
     "collector_scale",
     "eval_time",
     "gpu_mfu",
+    "gpu_check",
     "container_overhead",
 )
 
