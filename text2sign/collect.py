@@ -1,7 +1,8 @@
 """The collector: every run of a study → comparison tables and a report.
 
 Data flows one way: run dirs and ``study.json`` → records (:mod:`text2sign.records`, each file of
-a run read at most once) → statistics (:mod:`text2sign.comparison`) → tables
+a run read at most once) → statistics (:mod:`text2sign.comparison`), cost
+(:mod:`text2sign.cost`) and provenance checks (:mod:`text2sign.provenance`) → tables
 (:mod:`text2sign.stats_table`) and report (:mod:`text2sign.report`). A missing, partial, corrupt
 or FAILED run still yields the tables: it shows in the state column and in a warning; so does a
 corrupt ``evaluation_metrics.json``. Never needs a GPU or the container.
@@ -14,20 +15,32 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from text2sign import atomic
+from text2sign import atomic, slurm_query
 from text2sign.comparison import comparison_table, long_table
+from text2sign.cost import cost_columns, cost_section
 from text2sign.errors import UsageError
-from text2sign.records import load_study, read_json
+from text2sign.provenance import provenance_section
+from text2sign.records import load_study, plan_runs, read_json
 from text2sign.report import write_report
 from text2sign.settle import settle
 from text2sign.stats_table import latex_table, markdown_table
 
-__all__ = ["collect"]
+__all__ = ["collect", "sacct_jobs"]
 
 log = logging.getLogger("text2sign")
+
+
+def sacct_jobs(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """sacct's view of every job of the study (runs of every submission and the collector),
+    asked once; {} for a study that did not run on SLURM."""
+    if plan.get("executor") != "slurm" or not slurm_query.available():
+        return {}
+    ids = [r.get("job_id") for r in plan_runs(plan)] + [plan.get("collector_job_id")]
+    return slurm_query.summarize(slurm_query.job_records([str(j) for j in ids if j]))
 
 
 def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
@@ -37,8 +50,9 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     if not study.is_dir():
         raise UsageError(f"{study}: no such study folder")
     plan, _ = read_json(study / "study.json")
+    jobs = sacct_jobs(plan or {})
     if plan:
-        settle(study, plan)  # runs whose job ended before they could write it
+        settle(study, plan, jobs)  # runs whose job ended before they could write it
     s = load_study(study)
     if not s.records:
         raise UsageError(f"{study}: no runs found (expected VARIANT/seedK/ run dirs or study.json)")
@@ -48,11 +62,12 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
             "%d of %d runs are not COMPLETED: %s", len(bad), len(s.records),
             "; ".join(f"{r.variant}/{r.seed} {r.state}{': ' + r.problem if r.problem else ''}" for r in bad),
         )  # fmt: skip
-    df = comparison_table(s)
+    df = comparison_table(s).merge(cost_columns(s, jobs), on="variant", how="left")
     atomic.write_text(study / "comparison_table.csv", df.to_csv(index=False))
     atomic.write_text(study / "comparison_long.csv", long_table(s).to_csv(index=False))
     md = markdown_table(df, s.reference, s.reference_source)
     atomic.write_text(study / "comparison_table.md", md)
     atomic.write_text(study / "comparison_table.tex", latex_table(df, s.name, s.reference))
-    write_report(s, df, md, [], plots=plots)
+    extra = cost_section(s, df, jobs) + provenance_section(s)
+    write_report(s, df, md, extra, plots=plots)
     return df
