@@ -56,7 +56,10 @@ def differences(runs: list[RunRecord]) -> dict[str, dict[str, list[str]]]:
     for what, read in CHECKS.items():
         seen: dict[str, list[str]] = {}
         for r in runs:
-            value = read(r.metadata) if r.metadata else None
+            try:
+                value = read(r.metadata) if r.metadata else None
+            except (AttributeError, TypeError, KeyError):  # a hand-edited metadata.json
+                value = None
             if value is not None:
                 seen.setdefault(value, []).append(f"{r.variant}/{r.seed}")
         if len(seen) > 1:

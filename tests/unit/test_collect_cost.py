@@ -158,3 +158,16 @@ def test_provenance_is_quiet_when_everything_matches(tmp_path):
     assert "same GPU type, world size, container image digest and git commit (metadata.json) " \
            "(1 runs without metadata.json are not checked)" in report  # fmt: skip
     assert "Warning" not in report
+
+
+def test_nvml_usage_of_a_csv_without_gpu_columns_is_na_not_a_crash(tmp_path):
+    """A CPU run dir from before the NVML columns (or a hand-trimmed CSV): N/A with a reason."""
+    from text2sign.cost import nvml_usage
+    from text2sign.records import RunRecord
+
+    (tmp_path / "gpu_memory.csv").write_text("elapsed_s,process_rss_bytes\n0,1000\n")
+    u, m, why = nvml_usage(RunRecord("baseline", "seed0", tmp_path, "COMPLETED"))
+    assert math.isnan(u) and math.isnan(m) and why == "no NVML samples (no GPU)"
+    (tmp_path / "gpu_memory.csv").write_text("utilization_percent,memory_used_bytes\n50,\n70,\n")
+    u, m, why = nvml_usage(RunRecord("baseline", "seed0", tmp_path, "COMPLETED"))
+    assert u == 60 and math.isnan(m) and why == ""

@@ -74,6 +74,12 @@ def _all_signs(n: int) -> np.ndarray:
     return (1 - 2 * bits).astype(np.float64)
 
 
+@functools.lru_cache(maxsize=4)
+def _random_signs(n: int) -> np.ndarray:
+    """(SIGN_FLIP_DRAWS, n) fixed-seed random ±1 sign vectors (one study reuses its n)."""
+    return np.random.default_rng(0).choice([-1.0, 1.0], size=(SIGN_FLIP_DRAWS, n))
+
+
 def sign_flip_p(diffs: list[float] | np.ndarray) -> float:
     """Two-sided sign-flip permutation p-value of ``mean(diffs) == 0``.
 
@@ -89,7 +95,7 @@ def sign_flip_p(diffs: list[float] | np.ndarray) -> float:
     observed = abs(d.sum()) * (1 - 1e-12)  # equal sums in another order may round lower
     if n <= SIGN_FLIP_EXACT_MAX_N:
         return int(np.count_nonzero(np.abs(_all_signs(n) @ d) >= observed)) / (1 << n)
-    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(SIGN_FLIP_DRAWS, n))
+    signs = _random_signs(n)
     return (int(np.count_nonzero(np.abs(signs @ d) >= observed)) + 1) / (SIGN_FLIP_DRAWS + 1)
 
 
