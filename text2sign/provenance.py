@@ -41,7 +41,10 @@ def _commit(meta: dict[str, Any]) -> str | None:
     g = meta.get("git")
     if not isinstance(g, dict) or not g.get("commit"):
         return None
-    return str(g["commit"]) + (" (dirty)" if g.get("dirty") else "")
+    if not g.get("dirty"):
+        return str(g["commit"])
+    diff = g.get("diff_sha256")  # a frozen code snapshot records its uncommitted diff's hash
+    return f"{g['commit']} (dirty{', diff ' + str(diff)[:12] if diff else ''})"
 
 
 CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {

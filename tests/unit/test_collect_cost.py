@@ -171,3 +171,14 @@ def test_nvml_usage_of_a_csv_without_gpu_columns_is_na_not_a_crash(tmp_path):
     (tmp_path / "gpu_memory.csv").write_text("utilization_percent,memory_used_bytes\n50,\n70,\n")
     u, m, why = nvml_usage(RunRecord("baseline", "seed0", tmp_path, "COMPLETED"))
     assert u == 60 and math.isnan(m) and why == ""
+
+
+def test_provenance_tells_dirty_snapshots_apart_by_their_diff(tmp_path):
+    for seed, diff in enumerate(("aaaa1111bbbb2222", "cccc3333dddd4444")):
+        run = fake_run(tmp_path, "baseline" if seed == 0 else "no_ema", 0, final_loss=0.2)
+        (run / "metadata.json").write_text(json.dumps(
+            {"git": {"commit": "abc", "dirty": True, "diff_sha256": diff}}))  # fmt: skip
+    collect(tmp_path, plots=False)
+    report = (tmp_path / "report.md").read_text()
+    assert "`abc (dirty, diff aaaa1111bbbb)` (baseline/seed0); `abc (dirty, diff cccc3333dddd)` " \
+           "(no_ema/seed0)" in report  # fmt: skip
