@@ -63,6 +63,8 @@ def _clause(r: pd.Series, b: pd.Series, key: str, family: int) -> str:
         return head + no_test_note(n) + extra + ")"
     p, raw, flip = r[f"{key}_p_holm"], r[f"{key}_p_paired_t"], r[f"{key}_p_signflip"]
     test = f"paired t-test over n = {n} matched seeds"
+    if math.isnan(p) and r[f"{key}_mean_diff"] == 0:  # e.g. no_ema's training loss: same seeds
+        return head + f"{test}): identical in every matched seed"
     if math.isnan(p):
         why = "constant differences" if "constant differences" in note else "no t statistic"
         return (

@@ -92,7 +92,7 @@ def test_mean_std_ci_and_welch_match_scipy(tmp_path):
 
 def test_n_below_3_and_zero_variance_are_marked_not_tested(tmp_path):
     study_of(tmp_path, {"baseline": [0.2, 0.2, 0.2], "no_ema": [0.3],
-                        "text_finetuned": [0.2, 0.2, 0.2]})  # fmt: skip
+                        "text_finetuned": [0.2, 0.2, 0.2], "wide": [0.5, 0.5, 0.5]})  # fmt: skip
     df = collect(tmp_path, plots=False).set_index("variant")
     assert df.loc["no_ema", "final_loss_note"] == "n<2; n = 1 matched seed: no test (needs ≥ 3)"
     assert df.loc["text_finetuned", "final_loss_note"] == (
@@ -111,10 +111,10 @@ def test_n_below_3_and_zero_variance_are_marked_not_tested(tmp_path):
                                                  "n/a (zero variance)"]  # fmt: skip
     text = " ".join(findings(df.reset_index(), "baseline"))
     assert "n = 1 matched seed: no test (needs ≥ 3)" in text
-    assert (
-        "p undefined (constant differences); sign-flip p = 1): cannot be judged by the t-test"
-        in text
-    )
+    assert "(+0.0 %, paired t-test over n = 3 matched seeds): identical in every matched seed" \
+        in text  # fmt: skip
+    assert "(+150.0 %, paired t-test over n = 3 matched seeds: p undefined (constant differences); " \
+           "sign-flip p = 0.25): cannot be judged by the t-test" in text  # fmt: skip
     assert "significant" not in text
 
 
