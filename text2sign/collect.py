@@ -21,7 +21,7 @@ import pandas as pd
 
 from text2sign import atomic, slurm_query
 from text2sign.comparison import comparison_table, long_table
-from text2sign.cost import cost_columns, cost_section
+from text2sign.cost import cost_columns, cost_section, fmt_hours, job_cost
 from text2sign.errors import UsageError
 from text2sign.provenance import provenance_section
 from text2sign.records import load_study, plan_runs, read_json
@@ -69,5 +69,7 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     atomic.write_text(study / "comparison_table.md", md)
     atomic.write_text(study / "comparison_table.tex", latex_table(df, s.name, s.reference))
     extra = cost_section(s, df, jobs) + provenance_section(s)
-    write_report(s, df, md, extra, plots=plots)
+    run_cost = {r.job_id: fmt_hours(job_cost(jobs, [r.job_id])) for r in s.records
+                if (jobs.get(r.job_id) or {}).get("attempts")}  # fmt: skip
+    write_report(s, df, md, extra, plots=plots, run_cost=run_cost)
     return df

@@ -274,13 +274,22 @@ def sample_strips(records: list[RunRecord], out: Path) -> list[tuple[str, str, s
 
 
 def write_report(
-    study: Study, df: pd.DataFrame, md: str, extra: list[str], *, plots: bool = True
+    study: Study,
+    df: pd.DataFrame,
+    md: str,
+    extra: list[str],
+    *,
+    plots: bool = True,
+    run_cost: dict[str, str] | None = None,
 ) -> None:
     """Write ``report.md`` (and its PNG files when ``plots``) into the study folder; ``extra``:
-    Markdown lines of further sections (cost, provenance) placed before the runs."""
+    Markdown lines of further sections (cost, provenance) placed before the runs; ``run_cost``:
+    job id → its cost, a column of the runs table."""
     out, records = study.path, study.records
+    cost = run_cost or {}
     runs_md = "\n".join(
-        f"| {r.variant} | {r.seed} | {r.state} | {r.problem or ''} |" for r in records
+        f"| {r.variant} | {r.seed} | {r.state} | {cost.get(r.job_id, '-')} | {r.problem or ''} |"
+        for r in records
     )
     report = [
         f"# Study `{study.name}`\n",
@@ -302,7 +311,7 @@ def write_report(
         *[p + "\n" for p in findings(df, study.reference)],
         *extra,
         "## Runs\n",
-        "| variant | seed | state | note |\n|---|---|---|---|\n" + runs_md + "\n",
+        "| variant | seed | state | cost | note |\n|---|---|---|---|---|\n" + runs_md + "\n",
     ]
     if plots:
         titles = {"loss_curves.png": "Loss curves", "memory.png": "Memory over time"}
