@@ -1,5 +1,5 @@
 """Study status: each run's state and reason (status.json), its SLURM job's state (sacct),
-restarts, progress and ETA.
+restarts, progress, ETA and cost so far (GPU-hours, or core-hours without GPUs; every attempt).
 
 python jobs/status.py results/<study> [--follow] [--cancel]
 
@@ -26,12 +26,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs import record  # noqa: E402
+from text2sign.cost import fmt_hours, job_cost, status_footer  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.rundir import TERMINAL as RUN_ENDED  # noqa: E402
 from text2sign.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
-COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "step", "loss",
-           "samples/s", "peak MiB", "ETA", "reason")  # fmt: skip
+COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "cost", "step",
+           "loss", "samples/s", "peak MiB", "ETA", "reason")  # fmt: skip
 REASON_WIDTH = 100  # the table cuts longer reasons; status.json holds them whole
 
 
@@ -114,6 +115,7 @@ def table(study: Path, jobs: dict[str, dict[str, Any]] | None = None) -> list[di
             "state": state, "slurm": job.get("state", "-"),
             "restarts": job.get("restarts", max(0, status.get("attempts", 1) - 1)),
             "elapsed": job.get("elapsed", "-"), "step": f"{step}/{total}",
+            "cost": fmt_hours(job_cost(jobs, [str(r.get("job_id"))])) if job.get("attempts") else "-",
             "loss": f"{float(last['loss']):.4f}" if last.get("loss") else "-",
             "samples/s": f"{float(last['samples_per_s']):.1f}" if last.get("samples_per_s") else "-",
             "peak MiB": f"{int(last['peak_memory_bytes']) / 2**20:.0f}" if last.get("peak_memory_bytes") else "-",
@@ -146,6 +148,8 @@ def follow(study: Path, interval_s: float = 10.0) -> None:
         runs_done = all(r["state"] in RUN_ENDED for r in rows)
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(f"study {study.name}  {time.strftime('%H:%M:%S')}\n{render(rows)}", flush=True)
+        if slurm:
+            print(status_footer(rec, jobs), flush=True)
         collector = jobs.get(str(rec.get("collector_job_id")), {}).get("state")
         runs_over = all(r["slurm"] in ENDED or r["state"] in RUN_ENDED for r in rows)
         if runs_over and collector in ENDED:
@@ -184,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.follow:
             follow(args.study)
         else:
-            print(render(table(args.study)))
+            rec = load_study(args.study)
+            slurm = rec.get("executor") == "slurm"
+            jobs = SacctPoller(args.study).get(_job_ids(rec)) if slurm else {}
+            print(
+                render(table(args.study, jobs)) + ("\n" + status_footer(rec, jobs) if slurm else "")
+            )
     except UsageError as e:
         print(f"status: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -200,9 +200,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
     collect(args.study, plots=not args.no_plots)
     print((args.study / "comparison_table.md").read_text(), end="")
-    print(
-        f"tables and report: {args.study}/comparison_table.{{csv,md,tex}}, {args.study}/report.md"
-    )
+    print(f"tables and report: {args.study}/comparison_table.{{csv,md,tex}}, "
+          f"{args.study}/comparison_long.csv, {args.study}/report.md")  # fmt: skip
     return EXIT_OK
 
 

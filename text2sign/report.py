@@ -2,8 +2,10 @@
 
 Plots (PNG, next to the report): loss curves as mean ± std band over seeds per variant, memory
 over time, the evaluation metrics as bars with 95 % CI error bars, and one strip of sample frames
-per variant. The findings are generated from the comparison table's numbers (Welch's t-test vs
-baseline at the 5 % level).
+per variant. The findings are generated from the comparison table's numbers: a paired t-test over
+the seeds a point shares with the reference, Holm-adjusted over the headline metrics, at the 5 %
+level; with fewer than 3 matched seeds they say that no test is possible. The report also has a
+"Cost" section (:mod:`text2sign.cost`) and a "Provenance" section (:mod:`text2sign.provenance`).
 """
 
 from __future__ import annotations
@@ -11,25 +13,16 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from text2sign import atomic
-from text2sign.stats_table import (
-    ALPHA,
-    BASELINE,
-    HEADLINE,
-    SUMMARY_METRICS,
-    fmt_num,
-    fmt_weights,
-    metric,
-    metric_keys,
-)
-
-if TYPE_CHECKING:
-    from text2sign.collect import RunRecord
+from text2sign.comparison import holm_family, no_test_note
+from text2sign.metric_specs import ALPHA, HEADLINE, SUMMARY_METRICS, metric, metric_keys
+from text2sign.metrics.stats import MIN_PAIRS
+from text2sign.records import RunRecord, Study
+from text2sign.stats_table import fmt_num, fmt_weights, reference_line
 
 log = logging.getLogger("text2sign")
 
@@ -51,52 +44,71 @@ def _mean_std(r: pd.Series, key: str) -> str:
     return f"{fmt_num(m)} ± {fmt_num(r[f'{key}_std'] * s, m)}"
 
 
-def _clause(r: pd.Series, b: pd.Series, key: str) -> str:
-    """``the <metric> from <baseline> to <variant> (Δ, Welch p, n): <verdict>``."""
-    m, p, note = metric(key), r[f"{key}_p_welch"], r[f"{key}_note"]
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _clause(r: pd.Series, b: pd.Series, key: str, family: int) -> str:
+    """``the <metric> from <reference> to <point> (Δ, test, n): <verdict>``."""
+    m, note = metric(key), str(r[f"{key}_note"])
     delta = r[f"{key}_delta_pct"]
     dtext = "Δ n/a" if math.isnan(delta) else f"{delta:+.1f} %".replace("-", "−")
-    nv, nb = int(r[f"{key}_n"]), int(b[f"{key}_n"])
-    if not math.isnan(p):
-        ptext = f"Welch p = {p:.2g}" if p >= 1e-3 else f"Welch p = {p:.1e}"
-        if p >= ALPHA:
-            verdict = f"no significant difference at the {ALPHA:.0%} level".replace("%", " %")
-        else:
-            lower = r[f"{key}_mean"] < b[f"{key}_mean"]
-            judged = {("lower", True): " (better)", ("lower", False): " (worse)",
-                      ("higher", True): " (worse)", ("higher", False): " (better)"}  # fmt: skip
-            verdict = (f"the {m.label} is significantly {'lower' if lower else 'higher'}"
-                       f"{judged.get((m.better, lower), '')} at the {ALPHA:.0%} level")  # fmt: skip
-            verdict = verdict.replace("%", " %")
-    elif "zero variance" in note:
-        ptext, verdict = "Welch p n/a", "zero variance on both sides: cannot be tested"
+    n = int(r[f"{key}_n_paired"])
+    head = f"the {m.label} from {_mean_std(b, key)} to {_mean_std(r, key)} ({dtext}, "
+    if n < MIN_PAIRS:
+        welch = r[f"{key}_p_welch"]
+        extra = "" if math.isnan(welch) else (
+            f"; unpaired Welch p = {_p(welch)}, n = {int(r[f'{key}_n'])} vs {int(b[f'{key}_n'])}, "
+            "uncorrected, not judged")  # fmt: skip
+        return head + no_test_note(n) + extra + ")"
+    p, raw, flip = r[f"{key}_p_holm"], r[f"{key}_p_paired_t"], r[f"{key}_p_signflip"]
+    test = f"paired t-test over n = {n} matched seeds"
+    if math.isnan(p) and r[f"{key}_mean_diff"] == 0:  # e.g. no_ema's training loss: same seeds
+        return head + f"{test}): identical in every matched seed"
+    if math.isnan(p):
+        why = "constant differences" if "constant differences" in note else "no t statistic"
+        return (
+            head
+            + f"{test}: p undefined ({why}); sign-flip p = {_p(flip)}): cannot be judged by the t-test"
+        )
+    holm = f"Holm-adjusted over {family} metrics" if family > 1 else "one metric, no correction"
+    ptext = f"{test}: p = {_p(p)} ({holm}; raw {_p(raw)}); sign-flip p = {_p(flip)}"
+    if p >= ALPHA:
+        verdict = f"no significant difference at the {ALPHA:.0%} level"
     else:
-        ptext, verdict = "Welch p n/a", "n<2: cannot be tested"
-    return (f"the {m.label} from {_mean_std(b, key)} to {_mean_std(r, key)} "
-            f"({dtext}, {ptext}, n = {nv} vs {nb}): {verdict}")  # fmt: skip
+        lower = r[f"{key}_mean_diff"] < 0
+        judged = {("lower", True): " (better)", ("lower", False): " (worse)",
+                  ("higher", True): " (worse)", ("higher", False): " (better)"}  # fmt: skip
+        verdict = (f"the {m.label} is significantly {'lower' if lower else 'higher'}"
+                   f"{judged.get((m.better, lower), '')} at the {ALPHA:.0%} level")  # fmt: skip
+        verdict += " after Holm's correction" if family > 1 else ""
+    return head + ptext + "): " + verdict.replace("%", " %")
 
 
-def findings(df: pd.DataFrame) -> list[str]:
-    """One plain-language paragraph per non-baseline variant on the headline metrics."""
-    base = df[df.variant == BASELINE]
-    others = df[df.variant != BASELINE]
+def findings(df: pd.DataFrame, reference: str) -> list[str]:
+    """One plain-language paragraph per point other than ``reference`` on the headline metrics."""
+    base = df[df.variant == reference]
+    others = df[df.variant != reference]
     if others.empty:
-        return ["Only the baseline ran: there is nothing to compare."]
+        return [f"Only `{reference}` ran: there is nothing to compare."]
     if base.empty:
-        return [f"No `{BASELINE}` variant: the ablations cannot be compared."]
+        return [f"No `{reference}` runs: the points cannot be compared."]
     b = base.iloc[0]
     keys = [k for k in HEADLINE if k in metric_keys(df)]
     out = []
     for _, r in others.iterrows():
         v = r.variant
         subject = f"{PLAIN_NAMES[v]} ({v})" if v in PLAIN_NAMES else f"Variant {v}"
+        if r.get("overrides"):
+            subject += f" [{r.overrides}]"
+        family = len(holm_family(r, keys))
         clauses, missing = [], []
         for k in keys:
             if int(r[f"{k}_n"]) and int(b[f"{k}_n"]):
-                clauses.append(_clause(r, b, k))
+                clauses.append(_clause(r, b, k, family))
             else:
                 side = r if int(r[f"{k}_n"]) == 0 else b
-                who = "" if side is r else " for the baseline"
+                who = "" if side is r else f" for `{reference}`"
                 missing.append(f"{metric(k).label}{who} ({side[f'{k}_note'] or 'no value'})")
         text = f"{subject} changed " + "; ".join(clauses) + "." if clauses else f"{subject}:"
         if missing:
@@ -262,32 +274,50 @@ def sample_strips(records: list[RunRecord], out: Path) -> list[tuple[str, str, s
 
 
 def write_report(
-    study: Path, records: list[RunRecord], df: pd.DataFrame, md: str, *, plots: bool = True
+    study: Study,
+    df: pd.DataFrame,
+    md: str,
+    extra: list[str],
+    *,
+    plots: bool = True,
+    run_cost: dict[str, str] | None = None,
 ) -> None:
-    """Write ``report.md`` (and its PNG files when ``plots``) into ``study``."""
+    """Write ``report.md`` (and its PNG files when ``plots``) into the study folder; ``extra``:
+    Markdown lines of further sections (cost, provenance) placed before the runs; ``run_cost``:
+    job id → its cost, a column of the runs table."""
+    out, records = study.path, study.records
+    cost = run_cost or {}
     runs_md = "\n".join(
-        f"| {r.variant} | {r.seed} | {r.state} | {r.problem or ''} |" for r in records
+        f"| {r.variant} | {r.seed} | {r.state} | {cost.get(r.job_id, '-')} | {r.problem or ''} |"
+        for r in records
     )
     report = [
-        f"# Study `{study.resolve().name}`\n",
+        f"# Study `{study.name}`\n",
         "## Comparison\n",
         "Statistics over the COMPLETED seeds of each variant; runs in other states are counted "
         "in the runs column and excluded. All statistics (with 95 % CIs) are in "
-        "`comparison_table.csv`; a booktabs LaTeX table is in `comparison_table.tex`.\n",
+        "`comparison_table.csv`, one row per run and metric in `comparison_long.csv`; a booktabs "
+        "LaTeX table is in `comparison_table.tex`.\n",
         md,
         "## Findings\n",
-        f"Welch's t-test of each variant against `{BASELINE}` at the {ALPHA:.0%} level. With few "
-        'seeds, "no significant difference" means the study cannot tell, not that there is no '
-        "effect.\n".replace("%", " %"),
-        *[p + "\n" for p in findings(df)],
+        reference_line(study.reference, study.reference_source)
+        + " Seed k of every variant shares "
+        "initial weights, data order and noise, so each comparison is paired over the seeds both "
+        "have: a paired t-test, its p-value Holm-adjusted over the headline metrics of that "
+        f"comparison, judged at the {ALPHA:.0%} level; the exact sign-flip permutation p is given "
+        f"beside it (it cannot go below 2/2^n: 0.25 with 3 seeds). With fewer than {MIN_PAIRS} "
+        'matched seeds there is no test. With few seeds, "no significant difference" means the '
+        "study cannot tell, not that there is no effect.\n".replace("%", " %"),
+        *[p + "\n" for p in findings(df, study.reference)],
+        *extra,
         "## Runs\n",
-        "| variant | seed | state | note |\n|---|---|---|---|\n" + runs_md + "\n",
+        "| variant | seed | state | cost | note |\n|---|---|---|---|---|\n" + runs_md + "\n",
     ]
     if plots:
         titles = {"loss_curves.png": "Loss curves", "memory.png": "Memory over time"}
-        for name in curve_plots(records, study):
+        for name in curve_plots(records, out):
             report.append(f"## {titles[name]}\n\n![{name}]({name})\n")
-        bars, skipped = metric_bars(df, study)
+        bars, skipped = metric_bars(df, out)
         if bars or skipped:
             report.append("## Evaluation metrics\n")
         if bars:
@@ -295,10 +325,10 @@ def write_report(
                           "95 % Student-t confidence interval of the mean (none where n<2).\n")  # fmt: skip
         if skipped:
             report.append("Not plotted (N/A): " + "; ".join(skipped) + ".\n")
-        strips = sample_strips(records, study)
+        strips = sample_strips(records, out)
         if strips:
             report.append("## Samples\n\nPer variant, the first sample of its first COMPLETED "
                           "seed, frames left to right (upscaled, nearest neighbour).\n")  # fmt: skip
         for variant, name, source in strips:
             report.append(f"### {variant}\n\n![{name}]({name})\n\nFrom {source}\n")
-    atomic.write_text(study / "report.md", "\n".join(report))
+    atomic.write_text(out / "report.md", "\n".join(report))

@@ -28,10 +28,12 @@ RUN_STATE = {
 }  # fmt: skip  (everything else: FAILED)
 
 
-def settle(study: Path, plan: dict[str, Any]) -> int:
+def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | None = None) -> int:
     """Write the ending of every run of ``plan`` (study.json) whose job has ended silently.
 
-    Returns how many runs were settled. Without SLURM (a local study) there is nothing to ask.
+    ``jobs`` is sacct's view (:func:`text2sign.slurm_query.summarize`) when the caller already
+    asked for the whole study; else sacct is asked for the open runs. Returns how many runs were
+    settled. Without SLURM (a local study) there is nothing to ask.
     """
     if plan.get("executor") != "slurm" or not slurm_query.available():
         return 0
@@ -40,7 +42,8 @@ def settle(study: Path, plan: dict[str, Any]) -> int:
                  if RunDir(study / r["run_dir"]).read_status().get("state") not in TERMINAL]  # fmt: skip
     if not open_runs:
         return 0
-    jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in open_runs]))
+    if jobs is None:
+        jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in open_runs]))
     settled = 0
     for r in open_runs:
         job = jobs.get(str(r.get("job_id")))

@@ -24,7 +24,8 @@ ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY
                    "BOOT_FAIL", "DEADLINE", "PREEMPTED"})  # fmt: skip
 MIN_POLL_S = 30.0
 MAX_POLL_S = 300.0
-_FIELDS = ("JobID", "State", "Elapsed", "NodeList", "ExitCode", "Start", "End")
+_FIELDS = ("JobID", "State", "Elapsed", "NodeList", "ExitCode", "Start", "End", "ElapsedRaw",
+           "CPUTimeRAW", "AllocTRES")  # fmt: skip
 
 
 def available() -> bool:
@@ -72,8 +73,22 @@ def expand(job_id: str) -> list[str]:
     return out
 
 
+def alloc_gpus(tres: str) -> int:
+    """GPUs in an ``AllocTRES`` string (``cpu=8,gres/gpu=2,gres/gpu:h100=2`` → 2)."""
+    plain = re.search(r"(?:^|,)gres/gpu=(\d+)", tres)
+    if plain:
+        return int(plain.group(1))
+    return sum(int(n) for n in re.findall(r"(?:^|,)gres/gpu:[^=,]+=(\d+)", tres))
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
 def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, Any]]:
-    """Job id → {state, restarts, elapsed, nodes}: the latest record, restarts = REQUEUED ones."""
+    """Job id → {state, restarts, elapsed, nodes, attempts}: the latest record, restarts =
+    REQUEUED ones; ``attempts``: every record's state, elapsed seconds, CPU seconds
+    (``CPUTimeRAW`` = elapsed × allocated CPUs) and allocated GPUs, for the cost."""
     out = {}
     for job, recs in records.items():
         last = recs[-1]
@@ -82,6 +97,15 @@ def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, A
             "restarts": sum(r["State"] == "REQUEUED" for r in recs),
             "elapsed": last["Elapsed"],
             "nodes": [r["NodeList"] for r in recs if r["NodeList"] not in ("", "None assigned")],
+            "attempts": [
+                {
+                    "state": r["State"],
+                    "elapsed_s": _int(r.get("ElapsedRaw", "")),
+                    "cpu_s": _int(r.get("CPUTimeRAW", "")),
+                    "gpus": alloc_gpus(r.get("AllocTRES", "")),
+                }
+                for r in recs
+            ],  # fmt: skip
         }
     return out
 

@@ -1,5 +1,6 @@
 """Collector statistics, tables (CSV/Markdown/LaTeX), findings and sample strips on fabricated runs
-with known values; the numbers are checked against scipy."""
+with known values; the numbers are checked against scipy (the paired tests, Holm and the
+"no test" rule: test_collect_paired.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import pytest
 from scipy import stats
 
 from text2sign.collect import collect
+from text2sign.comparison import STAT_SUFFIXES
 from text2sign.report import findings
-from text2sign.stats_table import STAT_SUFFIXES
 
 from .test_collect import fake_run
 
@@ -46,7 +47,8 @@ def study_of(tmp: Path, variants: dict[str, list[float]], **evals: list) -> Path
 
 def md_section(md: str, heading: str) -> list[list[str]]:
     """The body rows of the Markdown table under ``### heading``, as lists of cells."""
-    block = md.split(f"### {heading}")[1].split("\n\n")[1]
+    blocks = md.split(f"### {heading}")[1].split("\n\n")
+    block = next(b for b in blocks if b.startswith("|"))
     return [[c.strip() for c in line.strip("|").split(" | ")] for line in block.splitlines()[2:]]
 
 
@@ -82,23 +84,38 @@ def test_mean_std_ci_and_welch_match_scipy(tmp_path):
     assert math.isnan(csv.loc["baseline", "final_loss_p_welch"])  # no test of baseline vs itself
     rows = md_section((tmp_path / "comparison_table.md").read_text(), "Headline metrics")
     d = (np.mean(VAR) / np.mean(BASE) - 1) * 100
+    # seeds 0-2 are matched, their differences all 0.1: no paired t-test; sign-flip p = 2/2^3
     assert rows[1] == ["final loss ↓", "text_finetuned", f"0.4000 ± {np.std(VAR, ddof=1):.4f}",
-                       f"[{lo:.4f}, {hi:.4f}]", "4", f"{d:+.1f}%", f"{p:.2g}"]  # fmt: skip
+                       f"[{lo:.4f}, {hi:.4f}]", "4", f"{d:+.1f}%", "3",
+                       "n/a (constant differences)", "0.25", f"{p:.2g}"]  # fmt: skip
 
 
-def test_n_below_2_and_zero_variance_are_marked_not_computed(tmp_path):
-    study_of(tmp_path, {"baseline": [0.2, 0.2], "no_ema": [0.3], "text_finetuned": [0.2, 0.2]})
+def test_n_below_3_and_zero_variance_are_marked_not_tested(tmp_path):
+    study_of(tmp_path, {"baseline": [0.2, 0.2, 0.2], "no_ema": [0.3],
+                        "text_finetuned": [0.2, 0.2, 0.2], "wide": [0.5, 0.5, 0.5]})  # fmt: skip
     df = collect(tmp_path, plots=False).set_index("variant")
-    assert df.loc["no_ema", "final_loss_note"] == "n<2"
-    assert df.loc["text_finetuned", "final_loss_note"] == "zero variance"
+    assert df.loc["no_ema", "final_loss_note"] == "n<2; n = 1 matched seed: no test (needs ≥ 3)"
+    assert df.loc["text_finetuned", "final_loss_note"] == (
+        "constant differences: no paired t-test; zero variance"
+    )
+    assert df.loc["text_finetuned", "final_loss_p_signflip"] == 1.0  # all differences are 0
     assert math.isnan(df.loc["no_ema", "final_loss_ci95_low"])
-    assert df[["final_loss_p_welch"]].isna().all().all()
+    assert (
+        df[["final_loss_p_welch", "final_loss_p_paired_t", "final_loss_p_holm"]].isna().all().all()
+    )
     rows = md_section((tmp_path / "comparison_table.md").read_text(), "Headline metrics")
     by_variant = {r[1]: r for r in rows if r[0].startswith("final loss")}
-    assert by_variant["no_ema"][2:] == ["0.3000 (n=1)", "n<2", "1", "+50.0%", "n<2"]
-    assert by_variant["text_finetuned"][-1] == "n/a (zero variance)"
-    text = " ".join(findings(df.reset_index()))
-    assert "n<2: cannot be tested" in text and "zero variance on both sides" in text
+    assert by_variant["no_ema"][2:] == ["0.3000 (n=1)", "n<2", "1", "+50.0%", "1", "no test",
+                                        "no test", "no test"]  # fmt: skip
+    assert by_variant["text_finetuned"][-4:] == ["3", "n/a (constant differences)", "1",
+                                                 "n/a (zero variance)"]  # fmt: skip
+    text = " ".join(findings(df.reset_index(), "baseline"))
+    assert "n = 1 matched seed: no test (needs ≥ 3)" in text
+    assert "(+0.0 %, paired t-test over n = 3 matched seeds): identical in every matched seed" \
+        in text  # fmt: skip
+    assert "(+150.0 %, paired t-test over n = 3 matched seeds: p undefined (constant differences); " \
+           "sign-flip p = 0.25): cannot be judged by the t-test" in text  # fmt: skip
+    assert "significant" not in text
 
 
 def test_na_metrics_show_their_reason_never_a_number(tmp_path):
@@ -117,8 +134,8 @@ def test_na_metrics_show_their_reason_never_a_number(tmp_path):
     assert df.fvd_n.tolist() == [0, 0] and df.fvd_mean.isna().all()
     fvd_rows = [r for r in md_section(md, "Headline metrics") if r[0].startswith("FVD")]
     assert [r[2:] for r in fvd_rows] == [
-        ["N/A (no I3D weights)", "N/A", "0", "—", "—"],
-        ["N/A (no I3D weights)", "N/A", "0", "n/a", "N/A"],
+        ["N/A (no I3D weights)", "N/A", "0", "—", "—", "—", "—", "—"],
+        ["N/A (no I3D weights)", "N/A", "0", "n/a", "0", "N/A", "N/A", "N/A"],
     ]
     tex = (tmp_path / "comparison_table.tex").read_text()
     header, rows = tex_rows(tex)
@@ -128,16 +145,24 @@ def test_na_metrics_show_their_reason_never_a_number(tmp_path):
 
 
 def test_latex_table_parses_back_to_the_expected_rows(tmp_path):
-    study_of(tmp_path, {"baseline": [0.2, 0.4], "text_finetuned": [1.0, 1.02, 0.98]},
-             psnr=[[18.0, 19.0], [20.0, 21.0, 22.0]])  # fmt: skip
+    study_of(tmp_path, {"baseline": [0.2, 0.4, 0.3], "text_finetuned": [1.0, 1.02, 0.98]},
+             psnr=[[18.0, 19.0, 18.5], [20.0, 21.0, 22.0]])  # fmt: skip
     (tmp_path / "extra_a&b").mkdir()  # not a run dir: ignored
-    collect(tmp_path, plots=False)
+    df = collect(tmp_path, plots=False).set_index("variant")
+    # Holm over {final loss, PSNR}: both paired p < 0.05 after the correction: both starred
+    raw = [stats.ttest_rel([1.0, 1.02, 0.98], [0.2, 0.4, 0.3]).pvalue,
+           stats.ttest_rel([20.0, 21.0, 22.0], [18.0, 19.0, 18.5]).pvalue]  # fmt: skip
+    lo, hi = sorted(raw)
+    holm = {lo: 2 * lo, hi: max(2 * lo, hi)}
+    assert df.loc["text_finetuned", "final_loss_p_holm"] == pytest.approx(holm[raw[0]])
+    assert df.loc["text_finetuned", "psnr_p_holm"] == pytest.approx(holm[raw[1]])
+    assert holm[raw[1]] < 0.05
     tex = (tmp_path / "comparison_table.tex").read_text()
     header, rows = tex_rows(tex)
     assert header == ["Variant", "Weights", "$n$", r"Final loss $\downarrow$", r"PSNR $\uparrow$"]
     assert rows == [
-        ["baseline", "EMA", "2", r"$0.3000 \pm 0.1414$", r"$18.5 \pm 0.7$"],
-        ["text\\_finetuned", "EMA", "3", r"$1.0000 \pm 0.0200$", r"$21.0 \pm 1.0^{*}$"],
+        ["baseline", "EMA", "3", r"$0.3000 \pm 0.1000$", r"$18.5 \pm 0.5$"],
+        ["text\\_finetuned", "EMA", "3", r"$1.0000 \pm 0.0200^{*}$", r"$21.0 \pm 1.0^{*}$"],
     ]
     assert "\\usepackage{booktabs}" in tex and r"\begin{tabular}{lllcc}" in tex
 
@@ -158,27 +183,43 @@ def test_latex_table_compiles_with_pdflatex(tmp_path):
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
 
-def test_findings_say_no_significant_difference_or_name_the_direction(tmp_path):
-    study_of(tmp_path, {"baseline": [1.0, 1.01, 0.99], "text_finetuned": [0.9, 1.1, 1.0],
-                        "no_ema": [0.5, 0.51, 0.49], "wide": [1.5, 1.49, 1.51]},
-             dtw_mje=[[0.1, 0.11, 0.09], [0.1, 0.12, 0.09], [0.1, 0.11, 0.1], ["no poses"] * 3])  # fmt: skip
+def _fp(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def test_findings_name_the_paired_test_holm_and_the_direction(tmp_path):
+    base, no_ema = [1.0, 1.01, 0.99], [0.5, 0.52, 0.47]
+    dtw_base, dtw_no_ema = [0.1, 0.11, 0.09], [0.1, 0.11, 0.1]
+    study_of(tmp_path, {"baseline": base, "text_finetuned": [0.9, 1.1, 1.0], "no_ema": no_ema,
+                        "wide": [1.5, 1.52, 1.47]},
+             dtw_mje=[dtw_base, [0.1, 0.12, 0.09], dtw_no_ema, ["no poses"] * 3])  # fmt: skip
     df = collect(tmp_path, plots=False)
-    text = dict(zip(df.variant[1:], findings(df), strict=True))
+    assert list(df.variant) == ["baseline", "no_ema", "text_finetuned", "wide"]
+    text = dict(zip(df.variant[1:], findings(df, "baseline"), strict=True))
     assert text["text_finetuned"].startswith(
         "Finetuning the text encoder (text_finetuned) changed the final loss from 1.0000 ± 0.0100 "
-        "to 1.0000 ± 0.1000 (+0.0 %, Welch p = 1, n = 3 vs 3): no significant difference at the "
-        "5 % level; the DTW-MJE from"
+        "to 1.0000 ± 0.1000 (+0.0 %, paired t-test over n = 3 matched seeds: p = 1 (Holm-adjusted "
+        "over 2 metrics; raw 1); sign-flip p = 1): no significant difference at the 5 % level; "
+        "the DTW-MJE from"
     )
     assert "significant" not in text["text_finetuned"].replace("no significant", "")
-    p = stats.ttest_ind([0.5, 0.51, 0.49], [1.0, 1.01, 0.99], equal_var=False).pvalue
+    raw = stats.ttest_rel(no_ema, base).pvalue
+    raw_dtw = stats.ttest_rel(dtw_no_ema, dtw_base).pvalue
+    assert raw < raw_dtw  # Holm: the smaller p times 2 (two metrics in the family)
+    d = (np.mean(no_ema) - 1) * 100
     assert text["no_ema"].startswith("Turning EMA off (no_ema) changed the final loss from")
-    assert f"(−50.0 %, Welch p = {p:.1e}, n = 3 vs 3): the final loss is significantly lower " \
-           "(better) at the 5 % level" in text["no_ema"]  # fmt: skip
-    assert "the final loss is significantly higher (worse)" in text["wide"]
+    assert (f"({d:+.1f} %, ".replace("-", "−") + "paired t-test over n = 3 matched seeds: "
+            f"p = {_fp(2 * raw)} (Holm-adjusted over 2 metrics; raw {_fp(raw)}); sign-flip "
+            "p = 0.25): the final loss is significantly lower (better) at the 5 % level after "
+            "Holm's correction") in text["no_ema"]  # fmt: skip
+    assert "(one metric, no correction; raw" in text["wide"]
+    assert "the final loss is significantly higher (worse) at the 5 % level;" not in text["wide"]
+    assert text["wide"].endswith("the final loss is significantly higher (worse) at the 5 % "
+                                 "level. Not available: DTW-MJE (no poses).")  # fmt: skip
     assert text["wide"].startswith("Variant wide changed")
-    assert text["wide"].endswith("Not available: DTW-MJE (no poses).")
     report = (tmp_path / "report.md").read_text()
     assert text["no_ema"] in report
+    assert "Δ and tests against `baseline` (reference: baseline)." in report
 
 
 def _gif(path: Path, colour: tuple[int, int, int], frames: int = 8) -> None:
