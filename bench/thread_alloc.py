@@ -73,11 +73,21 @@ def run() -> Section:
         ),
         columns=["environment", "threads per trainer", "aggregate steps/s"],
         rows=[
-            ["OMP_NUM_THREADS=1 (peer)", str(with_omp["threads"]), f"{with_omp['steps_per_s']:.2f}"],
+            [
+                "OMP_NUM_THREADS=1 (peer)",
+                str(with_omp["threads"]),
+                f"{with_omp['steps_per_s']:.2f}",
+            ],
             ["no OMP_NUM_THREADS", str(without["threads"]), f"{without['steps_per_s']:.2f}"],
         ],
-        goals=[Goal(metric="throughput without / with OMP_NUM_THREADS", value=f"{ratio:.2f}x",
-                    goal=f"1.00x ± {TOLERANCE:.0%}", met=abs(ratio - 1) <= TOLERANCE)],  # fmt: skip
+        goals=[
+            Goal(
+                metric="throughput without / with OMP_NUM_THREADS",
+                value=f"{ratio:.2f}x",
+                goal=f"1.00x ± {TOLERANCE:.0%}",
+                met=abs(ratio - 1) <= TOLERANCE,
+            )
+        ],  # fmt: skip
         notes=[],
         seconds=time.perf_counter() - t0,
     )

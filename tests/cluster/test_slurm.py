@@ -1,5 +1,7 @@
 """The real SLURM cluster (``make cluster-up``): submission, arrays, collector, 2 nodes, requeue.
 
+The cluster runs CPU jobs: "resumes exactly" below means bit-identical on CPU.
+
 Every study is submitted once by a module fixture, so they share the cluster's slots; each test
 then waits for its own jobs. With ``T2S_REQUIRE_SLURM=1`` (CI) a missing cluster is a failure,
 never a skip.

@@ -3,7 +3,7 @@
 The whole tiny study (3 variants, 1 seed) runs in the image; a time-limit signal (USR2) reaches
 the trainer through ``apptainer exec``, which checkpoints, exits 75 and is requeued on the host;
 the requeued job resumes inside the image with bit-identical losses and weights to an
-uninterrupted run (also in the image). Needs the cluster (T2S_REQUIRE_SLURM) and the image
+uninterrupted run (also in the image; bit-identity holds on CPU, which this image is). Needs the cluster (T2S_REQUIRE_SLURM) and the image
 (T2S_REQUIRE_APPTAINER).
 """
 

@@ -5,7 +5,9 @@ Guarantees shown here:
   (CSV, JSONL, TensorBoard scalars/images/text, GIFs, status, metadata, summary);
 * DeepSpeed's own zero_to_fp32 turns the checkpoint into weights that load into the model;
 * ZeRO-3 + EMA: every parameter's EMA is updated from the *full* (gathered) parameter;
-* SIGUSR2 → checkpoint → exit 75 → rerun resumes with exactly the uninterrupted loss sequence;
+* SIGUSR2 → checkpoint → exit 75 → rerun resumes with exactly the uninterrupted loss sequence
+  (bit-identical on CPU, which these tests use; on CUDA that needs train.deterministic=true, see
+  tests/gpu/test_gpu.py);
 * a NaN loss stops the run as FAILED at that step and keeps the last good checkpoint.
 """
 
