@@ -1,7 +1,8 @@
 """The plain-sbatch door on the real cluster (``make cluster-up``): ``make sbatch-train``,
 ``make sbatch-study`` and ``make sbatch-collect`` as a user types them, from a shell with no venv
 activated, and the same lifecycle as the submitit path (USR2 → requeue → exact resume, cancel
-final). Every study is submitted once by the module fixture; each test waits for its own jobs.
+final; "exact" means bit-identical on CPU, which these jobs use). Every study is submitted once
+by the module fixture; each test waits for its own jobs.
 """
 
 from __future__ import annotations
