@@ -36,6 +36,7 @@ class RunRecord:
     evaluation: dict[str, Any] = field(default_factory=dict)  # metric → value (None: N/A)
     eval_reasons: dict[str, str] = field(default_factory=dict)  # metric → why it is N/A
     eval_problem: str = ""  # why evaluation_metrics.json gave nothing ("" when it was read)
+    inference_device: str = ""  # the device that sampled the evaluation ("" before issue 9)
     weights: str = ""  # "ema" | "raw" | "" (unknown): evaluation_metrics.json, else samples
     samples: dict[str, Any] = field(default_factory=dict)  # samples/index.json
     metadata: dict[str, Any] = field(default_factory=dict)  # metadata.json ({} when absent)
@@ -95,6 +96,9 @@ def _read_evaluation(rec: RunRecord) -> None:
         if not ok:
             rec.eval_reasons[key] = str(entry.get("reason") or "no value")
     rec.weights = str(ev.get("weights") or "")
+    ranks = ev.get("inference_ranks") or []
+    device = str(ev.get("inference_device") or "")
+    rec.inference_device = f"{device} x{len(ranks)} ranks" if len(ranks) > 1 else device
 
 
 def plan_runs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -288,7 +288,8 @@ def write_report(
     out, records = study.path, study.records
     cost = run_cost or {}
     runs_md = "\n".join(
-        f"| {r.variant} | {r.seed} | {r.state} | {cost.get(r.job_id, '-')} | {r.problem or ''} |"
+        f"| {r.variant} | {r.seed} | {r.state} | {cost.get(r.job_id, '-')} | "
+        f"{r.inference_device or '-'} | {r.problem or ''} |"
         for r in records
     )
     report = [
@@ -311,7 +312,9 @@ def write_report(
         *[p + "\n" for p in findings(df, study.reference)],
         *extra,
         "## Runs\n",
-        "| variant | seed | state | cost | note |\n|---|---|---|---|---|\n" + runs_md + "\n",
+        "| variant | seed | state | cost | evaluated on | note |\n|---|---|---|---|---|---|\n"
+        + runs_md
+        + "\n",
     ]
     if plots:
         titles = {"loss_curves.png": "Loss curves", "memory.png": "Memory over time"}

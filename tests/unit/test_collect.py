@@ -94,3 +94,18 @@ def test_steps_logged_twice_count_once_and_the_report_is_written(tmp_path):
     csv_path.write_text("\n".join([lines[0], *lines[1:6], *lines[1:]]) + "\n")  # steps 1..5 twice
     collect(tmp_path)
     assert (tmp_path / "report.md").exists() and (tmp_path / "loss_curves.png").exists()
+
+
+def test_the_report_names_the_device_each_run_was_evaluated_on(tmp_path):
+    run = fake_run(tmp_path, "baseline", 0, final_loss=0.2)
+    fake_run(tmp_path, "baseline", 1, final_loss=0.3)  # evaluated before devices were recorded
+    (run / "evaluation_metrics.json").write_text(json.dumps({
+        "weights": "ema", "metrics": {"psnr": {"value": 20.0, "reason": ""}},
+        "inference_device": "cuda:0 (NVIDIA H100 80GB HBM3)",
+        "inference_ranks": [{"rank": 0}, {"rank": 1}],
+    }))  # fmt: skip
+    collect(tmp_path, plots=False)
+    report = (tmp_path / "report.md").read_text()
+    assert "| evaluated on |" in report
+    assert "| cuda:0 (NVIDIA H100 80GB HBM3) x2 ranks |" in report
+    assert "| baseline | seed1 | COMPLETED | - | - |" in report
