@@ -33,6 +33,7 @@ BENCHMARKS = (
     "eval_time",
     "gpu_mfu",
     "gpu_check",
+    "gpu_lifecycle",
     "thread_alloc",
     "container_overhead",
 )
