@@ -18,11 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from bench.common import Goal, Section
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 60
+REPEATS = 2
 TOLERANCE = 0.15  # "equal within noise": within 15 % on this shared 2-core machine
 
 
@@ -59,8 +61,16 @@ def run() -> Section:
     with tempfile.TemporaryDirectory(prefix="t2s-threads-") as tmp:
         data = Path(tmp) / "data"
         generate(data, 48, frames=8, size=16, seed=0)
-        with_omp = _study(Path(tmp), "omp1", data, "1")
-        without = _study(Path(tmp), "noomp", data, None)
+        runs: dict[str, list[dict]] = {"omp": [], "none": []}
+        for i in range(REPEATS):  # alternating, so a change in the machine's load hits both
+            runs["omp"].append(_study(Path(tmp), f"omp{i}", data, "1"))
+            runs["none"].append(_study(Path(tmp), f"noomp{i}", data, None))
+    with_omp = {"steps_per_s": median(r["steps_per_s"] for r in runs["omp"]),
+                "threads": sorted({t for r in runs["omp"] for t in r["threads"]}),
+                "all": [r["steps_per_s"] for r in runs["omp"]]}  # fmt: skip
+    without = {"steps_per_s": median(r["steps_per_s"] for r in runs["none"]),
+               "threads": sorted({t for r in runs["none"] for t in r["threads"]}),
+               "all": [r["steps_per_s"] for r in runs["none"]]}  # fmt: skip
     ratio = without["steps_per_s"] / with_omp["steps_per_s"]
     return Section(
         title="CPU threads from the allocation: a 3-run study with and without OMP_NUM_THREADS",
@@ -69,7 +79,7 @@ def run() -> Section:
             f"(tiny profile, {STEPS} steps, batch 4, no evaluation), the 3 runs at once on this "
             "machine's 2 cores; once from an environment with OMP_NUM_THREADS=1 (peer: what "
             "`make submit` exports), once without. Aggregate steps/s = sum over runs of steps / "
-            "training-loop time. One study each (other work on the machine adds noise)."
+            f"training-loop time; median of {REPEATS} studies each, alternating."
         ),
         columns=["environment", "threads per trainer", "aggregate steps/s"],
         rows=[
@@ -88,7 +98,10 @@ def run() -> Section:
                 met=abs(ratio - 1) <= TOLERANCE,
             )
         ],  # fmt: skip
-        notes=[],
+        notes=[
+            f"each study: with {', '.join(f'{x:.2f}' for x in with_omp['all'])}; without "
+            f"{', '.join(f'{x:.2f}' for x in without['all'])} steps/s"
+        ],  # fmt: skip
         seconds=time.perf_counter() - t0,
     )
 
