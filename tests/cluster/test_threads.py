@@ -17,18 +17,36 @@ from tests.cluster.conftest import submit, wait_for
 pytestmark = pytest.mark.cluster
 
 
-@pytest.mark.parametrize("cpus", [1, 2])
-def test_the_trainer_uses_the_cpus_of_its_allocation(slurm, synth_data, tmp_path, cpus):
+def test_the_trainer_uses_the_cpus_of_its_allocation(slurm, synth_data, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["HF_HUB_OFFLINE"] = "1"
-    rec = submit(tmp_path, f"threads{cpus}", synth_data, "--variants", "baseline",
-                 "--cpus-per-task", str(cpus), "--set", "train.max_steps=2",
-                 "--set", "eval.enabled=false", "--set", "train.num_samples=0", env=env)  # fmt: skip
-    run = rec["runs"][0]
-    assert wait_for(run["job_id"])["state"] == "COMPLETED"
-    meta = json.loads((tmp_path / f"threads{cpus}" / run["run_dir"] / "metadata.json").read_text())
-    threads = meta["threads"]
-    assert threads["omp_env"] is None  # nothing in the job's environment asked for a number
-    assert (threads["allocated"], threads["torch"]) == (cpus, cpus)
-    assert threads["source"] == f"SLURM_CPUS_PER_TASK={cpus}"
-    assert threads["workers"] == 0  # data.num_workers=0 (default) asks for none
+    studies = {
+        cpus: submit(
+            tmp_path,
+            f"threads{cpus}",
+            synth_data,
+            "--variants",
+            "baseline",
+            "--cpus-per-task",
+            str(cpus),
+            "--set",
+            "train.max_steps=2",
+            "--set",
+            "eval.enabled=false",
+            "--set",
+            "train.num_samples=0",
+            env=env,
+        )
+        for cpus in (1, 2)
+    }  # fmt: skip; both submitted first, so they run side by side
+    for cpus, rec in studies.items():
+        run = rec["runs"][0]
+        assert wait_for(run["job_id"])["state"] == "COMPLETED"
+        meta = json.loads(
+            (tmp_path / f"threads{cpus}" / run["run_dir"] / "metadata.json").read_text()
+        )
+        threads = meta["threads"]
+        assert threads["omp_env"] is None  # nothing in the job's environment asked for a number
+        assert (threads["allocated"], threads["torch"]) == (cpus, cpus)
+        assert threads["source"] == f"SLURM_CPUS_PER_TASK={cpus}"
+        assert threads["workers"] == 0  # data.num_workers=0 (default) asks for none
