@@ -54,6 +54,15 @@ def _study(results: Path, name: str, data: Path, omp: str | None) -> dict:
     }
 
 
+def _summary(studies: list[dict]) -> dict:
+    """Median aggregate steps/s of some studies, their thread counts and every value."""
+    return {
+        "steps_per_s": median(r["steps_per_s"] for r in studies),
+        "threads": sorted({t for r in studies for t in r["threads"]}),
+        "all": [r["steps_per_s"] for r in studies],
+    }
+
+
 def run() -> Section:
     from text2sign.data.synth import generate
 
@@ -65,12 +74,7 @@ def run() -> Section:
         for i in range(REPEATS):  # alternating, so a change in the machine's load hits both
             runs["omp"].append(_study(Path(tmp), f"omp{i}", data, "1"))
             runs["none"].append(_study(Path(tmp), f"noomp{i}", data, None))
-    with_omp = {"steps_per_s": median(r["steps_per_s"] for r in runs["omp"]),
-                "threads": sorted({t for r in runs["omp"] for t in r["threads"]}),
-                "all": [r["steps_per_s"] for r in runs["omp"]]}  # fmt: skip
-    without = {"steps_per_s": median(r["steps_per_s"] for r in runs["none"]),
-               "threads": sorted({t for r in runs["none"] for t in r["threads"]}),
-               "all": [r["steps_per_s"] for r in runs["none"]]}  # fmt: skip
+    with_omp, without = _summary(runs["omp"]), _summary(runs["none"])
     ratio = without["steps_per_s"] / with_omp["steps_per_s"]
     return Section(
         title="CPU threads from the allocation: a 3-run study with and without OMP_NUM_THREADS",
