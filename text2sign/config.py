@@ -124,6 +124,10 @@ class TrainConfig(Section):
     )
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
     precision: Literal["bf16", "fp32"] = Field("bf16", description="Mixed precision switch.")
+    compile: bool = Field(
+        False,
+        description="torch.compile the DiT before DeepSpeed wraps it (the first step compiles).",
+    )
     deepspeed_config: str = Field(
         "default.json", description="DeepSpeed JSON template under text2sign/configs/deepspeed."
     )

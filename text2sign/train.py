@@ -21,7 +21,13 @@ from text2sign import atomic, checkpoint, distributed
 from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
-from text2sign.engine import deepspeed_config, gathered_weights, param_groups
+from text2sign.engine import (
+    build_optimizer,
+    deepspeed_config,
+    gathered_weights,
+    maybe_compile,
+    optimizer_label,
+)
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, UsageError
 from text2sign.metadata import collect_metadata
 from text2sign.modeling import build_model
@@ -149,10 +155,8 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     # -- 3. DeepSpeed engine --------------------------------------------------------------------
     import deepspeed
 
-    optimizer = torch.optim.AdamW(
-        param_groups(built.model, cfg), lr=cfg.train.lr, betas=cfg.train.betas,
-        weight_decay=cfg.train.weight_decay,
-    )  # fmt: skip
+    maybe_compile(built.model, cfg)
+    optimizer = build_optimizer(built.model, cfg, env.device)
     warmup = cfg.train.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
@@ -165,7 +169,7 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
     )
     dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32
     diffusion = make_diffusion(cfg)
-    ema = EMA(engine.module, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
+    ema = EMA.from_engine(engine, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
 
     # -- 4. resume (same world size only: see checkpoint.check_world_size) ----------------------
     step = 0
@@ -199,6 +203,7 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
         )
         meta = collect_metadata(env, telemetry, counts, run_dir=run.path)
         meta["resumed_from_step"] = step if tag is not None else None
+        meta["optimizer"] = optimizer_label(optimizer)
         atomic.write_json(run.metadata, meta)
         run.write_status("RUNNING", step=step, total=n_steps, start=True, **job_identity())
         print_startup(cfg, env, counts, n_steps, step, micro_per_epoch)
@@ -239,7 +244,7 @@ def _train(cfg: Config, run: RunDir, env, stop: StopFlag) -> int:
             step += 1
             telemetry.step = step
             if ema is not None:
-                ema.update(engine.module, step)
+                ema.update(engine, step)
             dt = time.perf_counter() - t0
             peak, reserved, kind = telemetry.window_peak()
             # One collective for the step's statistics: mean loss, max peak memory, any stop.
@@ -360,7 +365,7 @@ def _micro_step_loss(
 def _write_samples(sampler, engine, ema, step: int, cfg: Config) -> None:
     """Collective (ZeRO-3 gathers the weights on every rank); rank 0 samples and writes."""
     if ema is not None:
-        weights, kind = ema.state_dict(), "ema"
+        weights, kind = ema.full_state_dict(), "ema"
     else:
         weights, kind = gathered_weights(engine.module, cfg.train.zero_stage), "raw"
     if sampler is not None:
