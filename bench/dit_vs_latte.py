@@ -5,7 +5,7 @@ one spatial and one temporal block, ours counts each block), width, heads, patch
 size, channels and text length. Latte is configured like the released Latte-1 checkpoint
 (adaLN-single, tanh-GELU MLP, attention bias, no learned sigma), scaled down. One step is
 forward + MSE loss + backward + torch AdamW ``step``; the models alternate step by step. Each
-model also runs compiled (a copy with ``nn.Module.compile()``), in the same run.
+model also runs compiled (a copy with ``nn.Module.compile(dynamic=False)``), in the same run.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def step_fns(s: Setting) -> tuple[dict[str, Callable[[], None]], dict[str, int]]
     """Closures doing one training step of each model, eager and compiled, and parameter counts.
 
     The compiled models are copies of the eager ones (same weights), compiled with
-    ``nn.Module.compile()`` (inductor); the optimizer step stays eager in both.
+    ``nn.Module.compile(dynamic=False)`` (inductor); the optimizer step stays eager in both.
     """
     torch.manual_seed(0)
     ours = VideoDiT(s.preset, num_frames=s.frames, image_size=s.size, text_dim=TEXT_DIM)
@@ -113,8 +113,8 @@ def step_fns(s: Setting) -> tuple[dict[str, Callable[[], None]], dict[str, int]]
     fns = {"ours": trainer(ours, loss_ours), "latte": trainer(latte, loss_latte)}
     if COMPILE:
         ours_c, latte_c = copy.deepcopy(ours), copy.deepcopy(latte)
-        ours_c.compile()
-        latte_c.compile()
+        ours_c.compile(dynamic=False)  # static shapes: each setting compiles its own graphs
+        latte_c.compile(dynamic=False)
         fns |= {"ours compiled": trainer(ours_c, loss_ours),
                 "latte compiled": trainer(latte_c, loss_latte)}  # fmt: skip
     params = {"ours": count_parameters(ours)[0], "latte": count_parameters(latte)[0]}
@@ -244,7 +244,7 @@ def run() -> Section:
             "all models in the same process and alternating step by step (ours, Latte, ours "
             "compiled, Latte compiled); median over the listed repeats after 2 warm-up steps "
             "each (the first compiled step compiles). Compiled: a copy of the same model with "
-            "`nn.Module.compile()` (inductor, default mode); the optimizer step stays eager. "
+            "`nn.Module.compile(dynamic=False)` (inductor, default mode, static shapes); the optimizer step stays eager. "
             "Depth counts attention blocks (Latte "
             "`num_layers` = depth / 2, as each Latte layer is one spatial plus one temporal "
             "block). Latte is configured like Latte-1 (`norm_type=ada_norm_single`, "

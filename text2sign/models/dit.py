@@ -304,10 +304,7 @@ class VideoDiT(nn.Module):
         mask = text_mask.bool()  # (B, L) True = real token
         # Zero the padding states so arbitrary padding values cannot leak in (also not inf/NaN).
         y = text_states.to(dtype).masked_fill(~mask[..., None], 0.0)  # (B, L, E)
-        # channels_last: the conv writes (B*T, H/p, W/p, D) in memory, so the patch tokens below
-        # are a view, and the embedding sums stay in token-major order (no copy to flatten them).
-        x = x.to(dtype).flatten(0, 1).contiguous(memory_format=torch.channels_last)
-        x = self.x_embedder(x)  # (B*T, D, H/p, W/p), channels_last
+        x = self.x_embedder(x.to(dtype).flatten(0, 1))  # (B*T, D, H/p, W/p)
         x = x.flatten(2).transpose(1, 2)  # (B*T, N, D)
         x = x.view(b, f, -1, x.shape[-1])  # (B, T, N, D)
         x = x + self.pos_embed.to(dtype).unsqueeze(1)  # (B, T, N, D) same grid in each frame
