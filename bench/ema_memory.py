@@ -65,8 +65,9 @@ def run() -> Section:
         # ZeRO-2: rank 0's file holds the full EMA (gathered at save); ZeRO-3: each rank's shard.
         ckpt = sum(r["checkpoint_ema_bytes"] for r in ranks) if stage == 3 else full
         ckpt_old = 2 * full if stage == 3 else full
-        rows.append(["measured", f"tiny, ZeRO-{stage}, 2 ranks", mib(full), mib(held),
-                     f"{held / full:.2f}", mib(ckpt_old), mib(ckpt)])  # fmt: skip
+        ckpt_now = mib(ckpt) if stage == 3 else f"{mib(ckpt)} (full, rank 0; from shapes)"
+        rows.append(["now measured, before from shapes", f"tiny, ZeRO-{stage}, 2 ranks", mib(full),
+                     mib(held), f"{held / full:.2f}", mib(ckpt_old), ckpt_now])  # fmt: skip
     c = computed(d14_shapes(), WORLD_COMPUTED)
     rows.append(["computed", f"d14 (full profile), ZeRO-3, {WORLD_COMPUTED} ranks", mib(c["full"]),
                  mib(c["shard"]), f"{c['shard'] / c['full']:.3f}", mib(c["ckpt_old"]),
