@@ -4,12 +4,16 @@ Both models get the same depth (counted in attention blocks: Latte's ``num_layer
 one spatial and one temporal block, ours counts each block), width, heads, patch, frames, image
 size, channels and text length. Latte is configured like the released Latte-1 checkpoint
 (adaLN-single, tanh-GELU MLP, attention bias, no learned sigma), scaled down. One step is
-forward + MSE loss + backward + torch AdamW ``step``; the two models alternate step by step.
+forward + MSE loss + backward + torch AdamW ``step``; the models alternate step by step. Each
+model also runs compiled (a copy with ``nn.Module.compile(dynamic=False)``), in the same run.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ from text2sign.models.dit import DIT_PRESETS, DiTPreset, VideoDiT, count_paramet
 
 TEXT_LEN, TEXT_DIM, TEXT_VALID = 16, 64, 10  # tokens, width, real tokens (rest is padding)
 GOAL_RATIO = 0.8
+# Inductor on the CPU needs a C++ compiler; T2S_BENCH_COMPILE=0 skips the compiled columns.
+COMPILE = os.environ.get("T2S_BENCH_COMPILE", "1") != "0" and shutil.which("g++") is not None
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,11 @@ def build_latte(s: Setting) -> nn.Module:
 
 
 def step_fns(s: Setting) -> tuple[dict[str, Callable[[], None]], dict[str, int]]:
-    """Closures doing one training step of each model, and their parameter counts."""
+    """Closures doing one training step of each model, eager and compiled, and parameter counts.
+
+    The compiled models are copies of the eager ones (same weights), compiled with
+    ``nn.Module.compile(dynamic=False)`` (inductor); the optimizer step stays eager in both.
+    """
     torch.manual_seed(0)
     ours = VideoDiT(s.preset, num_frames=s.frames, image_size=s.size, text_dim=TEXT_DIM)
     latte = build_latte(s)
@@ -79,27 +89,36 @@ def step_fns(s: Setting) -> tuple[dict[str, Callable[[], None]], dict[str, int]]
     t = torch.randint(0, 1000, (b,))
     text = torch.randn(b, TEXT_LEN, TEXT_DIM)
     mask = torch.arange(TEXT_LEN)[None].expand(b, -1) < TEXT_VALID  # (B, L) True = real token
-    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
-    opt_latte = torch.optim.AdamW(latte.parameters(), lr=1e-4)
+    # Latte's spatial blocks see B*T frames: the padding mask becomes a (B*T, 1, L) bias.
+    bias = torch.zeros(b, TEXT_LEN).masked_fill(~mask, -10000.0)
+    bias = bias.repeat_interleave(t_, dim=0)[:, None]  # (B*T, 1, L)
 
-    def step_ours() -> None:
-        loss = F.mse_loss(ours(x, t, text, mask), x)
-        opt_ours.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_ours.step()
+    def trainer(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor]):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def step_latte() -> None:
-        # Latte's spatial blocks see B*T frames: the padding mask becomes a (B*T, 1, L) bias.
-        bias = torch.zeros(b, TEXT_LEN).masked_fill(~mask, -10000.0)
-        bias = bias.repeat_interleave(t_, dim=0)[:, None]  # (B*T, 1, L)
-        out = latte(x_latte, t, text, bias, return_dict=False)[0]
-        loss = F.mse_loss(out, x_latte)
-        opt_latte.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_latte.step()
+        def step() -> None:
+            loss = loss_fn(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
+        return step
+
+    def loss_ours(m: nn.Module) -> torch.Tensor:
+        return F.mse_loss(m(x, t, text, mask), x)
+
+    def loss_latte(m: nn.Module) -> torch.Tensor:
+        return F.mse_loss(m(x_latte, t, text, bias, return_dict=False)[0], x_latte)
+
+    fns = {"ours": trainer(ours, loss_ours), "latte": trainer(latte, loss_latte)}
+    if COMPILE:
+        ours_c, latte_c = copy.deepcopy(ours), copy.deepcopy(latte)
+        ours_c.compile(dynamic=False)  # static shapes: each setting compiles its own graphs
+        latte_c.compile(dynamic=False)
+        fns |= {"ours compiled": trainer(ours_c, loss_ours),
+                "latte compiled": trainer(latte_c, loss_latte)}  # fmt: skip
     params = {"ours": count_parameters(ours)[0], "latte": count_parameters(latte)[0]}
-    return {"ours": step_ours, "latte": step_latte}, params
+    return fns, params
 
 
 def param_shares(preset: DiTPreset) -> str:
@@ -145,44 +164,63 @@ def forward_split(s: Setting) -> str:
     )
 
 
+def _ms(xs: list[float]) -> str:
+    return f"{median(xs) * 1e3:.0f} ms ({spread(xs)})"
+
+
 def run() -> Section:
-    """Median step time of both models per setting; the goal is checked on the tiny preset."""
+    """Median step time of both models per setting, eager and compiled; goals on the ratios."""
     start = time.perf_counter()
     rows, goals, notes = [], [], []
+    modes = ("eager", "compiled") if COMPILE else ("eager",)
     for s in SETTINGS:
         fns, params = step_fns(s)
-        flops = {k: step_flops(fn) for k, fn in fns.items()}
+        eager = {"ours": fns["ours"], "latte": fns["latte"]}
+        flops = {k: step_flops(fn) for k, fn in eager.items()}
+        # Warm-up 2: the first call of a compiled model compiles it (forward and backward).
         times = interleaved_times(fns, repeats=s.repeats, warmup=2)
-        ours, latte = median(times["ours"]), median(times["latte"])
         p = s.preset
-        rows.append(
-            [
-                s.name,
-                f"{p.depth} / {p.hidden} / {p.heads} / {p.patch}",
-                f"{s.frames}x{s.size}x{s.size}, B={s.batch}",
-                f"{params['ours'] / 1e6:.2f}M / {params['latte'] / 1e6:.2f}M",
-                f"{flops['ours'] / 1e9:.2f} / {flops['latte'] / 1e9:.2f}",
-                f"{ours * 1e3:.0f} ms ({spread(times['ours'])})",
-                f"{latte * 1e3:.0f} ms ({spread(times['latte'])})",
-                f"{ours / latte:.2f}",
-            ]
-        )
-        goals.append(
-            Goal(
-                metric=f"step time ours / Latte, {s.name}",
-                value=f"{ours / latte:.2f}",
-                goal=f"<= {GOAL_RATIO}",
-                met=ours / latte <= GOAL_RATIO,
+        ratio = {}
+        for mode in modes:
+            key = "" if mode == "eager" else " compiled"
+            ours, latte = times["ours" + key], times["latte" + key]
+            ratio[mode] = median(ours) / median(latte)
+            rows.append(
+                [
+                    s.name,
+                    f"{p.depth} / {p.hidden} / {p.heads} / {p.patch}",
+                    f"{s.frames}x{s.size}x{s.size}, B={s.batch}",
+                    f"{params['ours'] / 1e6:.2f}M / {params['latte'] / 1e6:.2f}M",
+                    f"{flops['ours'] / 1e9:.2f} / {flops['latte'] / 1e9:.2f}",
+                    mode,
+                    _ms(ours),
+                    _ms(latte),
+                    f"{ratio[mode]:.2f}",
+                ]
             )
-        )
+            goals.append(
+                Goal(
+                    metric=f"step time ours / Latte, {s.name}, {mode}",
+                    value=f"{ratio[mode]:.2f}",
+                    goal=f"<= {GOAL_RATIO}",
+                    met=ratio[mode] <= GOAL_RATIO,
+                )
+            )
+        if COMPILE:
+            c_ours = median(times["ours compiled"]) / median(times["ours"])
+            c_latte = median(times["latte compiled"]) / median(times["latte"])
+            notes.append(
+                f"{s.name}: compiled / eager step time: ours {c_ours:.2f}, Latte {c_latte:.2f}; "
+                f"ours compiled / Latte eager {median(times['ours compiled']) / median(times['latte']):.2f}."
+            )
         notes.append(
             f"{s.name}: ours does {flops['ours'] / flops['latte']:.2f}x Latte's model FLOPs per "
-            f"step and takes {ours / latte:.2f}x its time."
+            f"step and takes {ratio['eager']:.2f}x its time (eager)."
         )
         if s is SETTINGS[0]:
             notes.append(f"Our forward FLOPs by block part (tiny): {forward_split(s)}.")
-            notes.append(f"Self CPU time by op, ours (tiny): {top_ops(fns['ours'])}.")
-            notes.append(f"Self CPU time by op, Latte (tiny): {top_ops(fns['latte'])}.")
+            notes.append(f"Self CPU time by op, ours (tiny, eager): {top_ops(fns['ours'])}.")
+            notes.append(f"Self CPU time by op, Latte (tiny, eager): {top_ops(fns['latte'])}.")
     if not all(g["met"] for g in goals):
         notes.append(
             "Goal not met. At equal shape both models do about the same model FLOPs and spend "
@@ -190,6 +228,8 @@ def run() -> Section:
             "the gap; a ratio <= 0.8 would need ours to do about 20% less work than Latte at the "
             "same depth, width and tokens."
         )
+    if not COMPILE:
+        notes.append("Compiled columns skipped (T2S_BENCH_COMPILE=0 or no g++).")
     notes.insert(
         0,
         "Our blocks carry more parameters than Latte's at the same shape: every block has its "
@@ -198,11 +238,14 @@ def run() -> Section:
         f"spatial blocks. Share of our parameters: {param_shares(SETTINGS[0].preset)} (tiny).",
     )
     return Section(
-        title="Training step: VideoDiT vs diffusers Latte",
+        title="Training step: VideoDiT vs diffusers Latte, eager and compiled",
         method=(
             "One training step (forward, MSE loss, backward, torch AdamW step), fp32 on the CPU, "
-            "both models in the same process and alternating step by step; median over the "
-            "listed repeats after 2 warm-up steps each. Depth counts attention blocks (Latte "
+            "all models in the same process and alternating step by step (ours, Latte, ours "
+            "compiled, Latte compiled); median over the listed repeats after 2 warm-up steps "
+            "each (the first compiled step compiles). Compiled: a copy of the same model with "
+            "`nn.Module.compile(dynamic=False)` (inductor, default mode, static shapes); the optimizer step stays eager. "
+            "Depth counts attention blocks (Latte "
             "`num_layers` = depth / 2, as each Latte layer is one spatial plus one temporal "
             "block). Latte is configured like Latte-1 (`norm_type=ada_norm_single`, "
             "`activation_fn=gelu-approximate`, `attention_bias=True`, `out_channels=3`), with "
@@ -217,6 +260,7 @@ def run() -> Section:
             "video, batch",
             "params ours / Latte",
             "GFLOP/step ours / Latte",
+            "mode",
             "ours (min-max)",
             "Latte (min-max)",
             "ours / Latte",

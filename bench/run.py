@@ -27,6 +27,7 @@ BENCHMARKS = (
     "dit_vs_latte",
     "data_cache",
     "zero_memory",
+    "ema_memory",
     "precision",
     "submit_speed",
     "collector_scale",

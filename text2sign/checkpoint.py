@@ -3,7 +3,8 @@
 A checkpoint ``checkpoints/step00000100/`` holds DeepSpeed's model/optimizer shards, our client
 state (step, epoch, data position, EMA, rank-0 RNG states, config hash), one RNG file per rank and
 ``t2s.json`` (step, world size, config hash: what a resume or ``--resume-study`` checks without
-loading a tensor). Everything we write is tensors and plain types, and every load is weights-only
+loading a tensor). The EMA is in the client state: in full in rank 0's file under ZeRO 0-2, one
+shard per rank in each rank's file under ZeRO-3 (:func:`read_ema` assembles them). Everything we write is tensors and plain types, and every load is weights-only
 (:mod:`text2sign.safeload`): a run dir from someone else cannot run code here.
 It becomes the resume point only when every rank has finished writing: then rank 0 replaces the
 ``checkpoints/latest`` pointer atomically. A killed save leaves the previous pointer intact.
@@ -127,6 +128,23 @@ def read_client_state(ckpt_dir: Path, tag: str) -> dict[str, Any]:
         if (ckpt_dir / tag / name).exists():
             return safeload.load(ckpt_dir / tag / name, map_location="cpu")
     raise RunDirError(f"{ckpt_dir / tag}: no DeepSpeed model-states file")
+
+
+def read_ema(ckpt_dir: Path, tag: str) -> dict[str, torch.Tensor] | None:
+    """The full fp32 EMA of a checkpoint (None without EMA). A ZeRO-3 checkpoint holds one shard
+    per rank, in each rank's model-states file: they are assembled here."""
+    from text2sign.models.ema import assemble_shards, is_shard
+
+    state = read_client_state(ckpt_dir, tag).get("ema")
+    if not is_shard(state):
+        return state  # the full EMA (ZeRO 0-2, and checkpoints from before sharding)
+    shards = [state]
+    for r in range(1, int(state["world_size"])):
+        path = ckpt_dir / tag / f"zero_pp_rank_{r}_mp_rank_00_model_states.pt"
+        if not path.exists():
+            raise RunDirError(f"{ckpt_dir / tag}: EMA shard of rank {r} missing ({path.name})")
+        shards.append(safeload.load(path, map_location="cpu")["ema"])
+    return assemble_shards(shards)
 
 
 def fp32_weights(ckpt_dir: Path, tag: str, *, zero_stage: int) -> dict[str, torch.Tensor]:

@@ -129,6 +129,10 @@ class TrainConfig(Section):
         description="Deterministic CUDA kernels (torch.use_deterministic_algorithms): exact "
         "resume on GPU, at some speed; CPU runs are deterministic anyway.",
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile the DiT before DeepSpeed wraps it (the first step compiles).",
+    )
     deepspeed_config: str = Field(
         "default.json", description="DeepSpeed JSON template under text2sign/configs/deepspeed."
     )

@@ -1,4 +1,4 @@
-"""The one place where DeepSpeed wraps the model: config, optimizer groups, weight gathering.
+"""The one place where DeepSpeed wraps the model: config, optimizer, compile, weight gathering.
 
 The model code knows nothing about DeepSpeed (STYLE.md): everything engine-specific is here.
 """
@@ -43,6 +43,34 @@ def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict[str, Any]]:
         te = [p for p in model.text_encoder.parameters() if p.requires_grad]
         groups.append({"params": te, "lr": cfg.text.lr or cfg.train.lr, "name": "text_encoder"})
     return groups
+
+
+def build_optimizer(
+    model: torch.nn.Module, cfg: Config, device: torch.device | str
+) -> torch.optim.Optimizer:
+    """AdamW over :func:`param_groups`: torch's fused kernel on CUDA, the default one elsewhere.
+
+    Fused, not DeepSpeed's FusedAdam: it needs no CUDA extension build, and DeepSpeed's ZeRO and
+    bf16 wrappers step it like any torch optimizer (on the fp32 master partitions).
+    """
+    fused = torch.device(device).type == "cuda"
+    return torch.optim.AdamW(
+        param_groups(model, cfg), lr=cfg.train.lr, betas=cfg.train.betas,
+        weight_decay=cfg.train.weight_decay, fused=fused or None,
+    )  # fmt: skip
+
+
+def optimizer_label(optimizer: torch.optim.Optimizer) -> str:
+    """What the run's metadata records, e.g. ``AdamW (torch, fused)``."""
+    fused = any(g.get("fused") for g in optimizer.param_groups)
+    return f"{type(optimizer).__name__} (torch{', fused' if fused else ''})"
+
+
+def maybe_compile(model: torch.nn.Module, cfg: Config) -> None:
+    """``train.compile``: compile the DiT in place (``nn.Module.compile``: parameter names, and so
+    checkpoints and the EMA, stay as they are), before DeepSpeed wraps the model."""
+    if cfg.train.compile:
+        model.dit.compile()
 
 
 def gathered_weights(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:

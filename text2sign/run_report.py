@@ -59,7 +59,7 @@ def print_startup(cfg: Config, env, counts, n_steps: int, step: int, micro_per_e
     print(
         f"[text2sign] variant={cfg.variant} profile={cfg.profile} seed={cfg.train.seed} "
         f"world={env.world_size} ({env.backend}, {env.device.type}) zero={cfg.train.zero_stage} "
-        f"precision={cfg.train.precision}\n"
+        f"precision={cfg.train.precision} compile={str(cfg.train.compile).lower()}\n"
         f"[text2sign] DiT {counts['params_dit'] / 1e6:.2f}M params, text encoder "
         f"{counts['params_text_encoder'] / 1e6:.2f}M ({'finetuned' if cfg.text.finetune else 'frozen'}), "
         f"trainable {counts['params_trainable'] / 1e6:.2f}M\n"

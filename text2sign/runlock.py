@@ -13,9 +13,13 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2sign.errors import RunDirError
+
+if TYPE_CHECKING:
+    from text2sign.config import Config
+    from text2sign.rundir import RunDir
 
 
 def job_identity() -> dict[str, Any]:
@@ -77,3 +81,17 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def claim(run: RunDir, cfg: Config) -> RunLock:
+    """Rank 0: hold the run dir for this trainer (exit 2 if another holds it), then check that
+    it holds this config (exit 2 if not). Nothing is written into a run dir we do not own."""
+    from text2sign.rundir import now_iso
+
+    lock = RunLock(run.path).acquire(since=now_iso())
+    try:
+        run.prepare(cfg)
+    except BaseException:
+        lock.release()
+        raise
+    return lock

@@ -130,9 +130,9 @@ def load_run_for_sampling(run_dir: Path) -> tuple[Config, Built, str]:
     if tag is None:
         raise RunDirError(f"{run_dir}: no complete checkpoint yet")
     built = build_model(cfg, run.path, None)
-    state = checkpoint.read_client_state(run.checkpoints, tag)
-    if cfg.ema.enabled and state.get("ema") is not None:
-        load_weights(built, state["ema"])
+    ema = checkpoint.read_ema(run.checkpoints, tag) if cfg.ema.enabled else None
+    if ema is not None:
+        load_weights(built, ema)
         kind = "ema"
     else:
         load_weights(

@@ -16,8 +16,6 @@ What happens inside one step lives in :mod:`text2sign.train_step`.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,11 +24,17 @@ from typing import Any
 
 import torch
 
-from text2sign import atomic, checkpoint, distributed, threads
+from text2sign import atomic, checkpoint, distributed, process, threads
 from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.stream import MicroBatchSampler, step_generator
-from text2sign.engine import deepspeed_config, gathered_weights, param_groups
+from text2sign.engine import (
+    build_optimizer,
+    deepspeed_config,
+    gathered_weights,
+    maybe_compile,
+    optimizer_label,
+)
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, UsageError
 from text2sign.metadata import collect_metadata
 from text2sign.modeling import build_model
@@ -38,7 +42,7 @@ from text2sign.models.ema import EMA
 from text2sign.models.text_encoder import build_text_encoder
 from text2sign.run_report import Progress, print_startup, write_summary
 from text2sign.rundir import RunDir, Stopwatch, now_iso
-from text2sign.runlock import RunLock, job_identity
+from text2sign.runlock import claim, job_identity
 from text2sign.sample_writer import SampleWriter
 from text2sign.sampling import make_diffusion
 from text2sign.telemetry import Telemetry
@@ -62,12 +66,12 @@ def train(cfg: Config, run_dir: Path) -> int:
     """
     stop = StopFlag()
     if cfg.train.deterministic:
-        _deterministic()
+        process.deterministic()
     env = distributed.init()
     cpus = threads.apply(cfg.data.num_workers)
-    _quiet_libraries()
+    process.quiet_libraries()
     run = RunDir(run_dir)
-    lock = distributed.on_main_then_all(lambda: _claim(run, cfg), lambda: None)
+    lock = distributed.on_main_then_all(lambda: claim(run, cfg), lambda: None)
     try:
         if run.completed:
             if env.is_main:
@@ -79,29 +83,11 @@ def train(cfg: Config, run_dir: Path) -> int:
     except BaseException as e:
         if env.is_main and not run.ended:  # unless this attempt already said how it ended
             cause = "usage" if isinstance(e, UsageError) else "crash"
-            run.write_status("FAILED", reason=_one_line(e), cause=cause)
+            run.write_status("FAILED", reason=process.one_line(e), cause=cause)
         raise
     finally:
         if lock is not None:
             lock.release()
-
-
-def _claim(run: RunDir, cfg: Config) -> RunLock:
-    """Rank 0: hold the run dir for this trainer (exit 2 if another holds it), then check that
-    it holds this config (exit 2 if not). Nothing is written into a run dir we do not own."""
-    lock = RunLock(run.path).acquire(since=now_iso())
-    try:
-        run.prepare(cfg)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    detail = text[-1] if text else ""
-    return detail if isinstance(e, UsageError) else f"{type(e).__name__}: {detail}".rstrip(": ")
 
 
 def _train(cfg: Config, run: RunDir, env, stop: StopFlag, cpus: threads.Threads) -> int:
@@ -128,6 +114,7 @@ class _Setup:
     counts: dict[str, int]
     engine: Any
     scheduler: Any
+    optimizer: str  # what build_optimizer chose, for metadata.json
     diffusion: Any
     ema: EMA | None
     dtype: torch.dtype
@@ -191,10 +178,8 @@ def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
     # DeepSpeed engine.
     import deepspeed
 
-    optimizer = torch.optim.AdamW(
-        param_groups(built.model, cfg), lr=cfg.train.lr, betas=cfg.train.betas,
-        weight_decay=cfg.train.weight_decay,
-    )  # fmt: skip
+    maybe_compile(built.model, cfg)
+    optimizer = build_optimizer(built.model, cfg, env.device)
     warmup = cfg.train.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
@@ -205,11 +190,12 @@ def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
         lr_scheduler=scheduler,
         config=deepspeed_config(cfg, env.world_size),
     )
-    ema = EMA(engine.module, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
+    ema = EMA.from_engine(engine, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
     return _Setup(
         cfg=cfg, run=run, env=env, train_ds=train_ds, val_ds=val_ds,
         micro_per_epoch=micro_per_epoch, n_steps=total_steps(cfg, micro_per_epoch),
         built=built, counts=built.parameter_counts(), engine=engine, scheduler=scheduler,
+        optimizer=optimizer_label(optimizer),
         diffusion=make_diffusion(cfg), ema=ema,
         dtype=torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32,
     )  # fmt: skip
@@ -251,6 +237,7 @@ def _open_outputs(s: _Setup, step: int, resumed: bool, cpus: threads.Threads) ->
         )
         meta = collect_metadata(env, telemetry, s.counts, run_dir=run.path)
         meta["threads"] = cpus.to_json()
+        meta["optimizer"] = s.optimizer
         meta["resumed_from_step"] = step if resumed else None
         atomic.write_json(run.metadata, meta)
         run.write_status("RUNNING", step=step, total=s.n_steps, start=True, **job_identity())
@@ -297,7 +284,7 @@ def _loop(s: _Setup, out: _Outputs, step: int, stop: StopFlag) -> _End:
             step += 1
             out.telemetry.step = step
             if s.ema is not None:
-                s.ema.update(engine.module, step)
+                s.ema.update(engine, step)
             stopping = _log_step(s, out, step, micro_losses, time.perf_counter() - t0, stop)
             if cfg.train.sample_every and step % cfg.train.sample_every == 0:
                 _write_samples(s, out, step)
@@ -389,30 +376,11 @@ def _evaluate_at_end(run: RunDir, cfg: Config, env) -> None:
             print(f"[text2sign] evaluation failed: {type(e).__name__}: {e}", flush=True)
 
 
-def _deterministic() -> None:
-    """Deterministic kernels, so a resumed CUDA run repeats the uninterrupted one. cuBLAS needs
-    its workspace setting before its first call; kernels without a deterministic version warn."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-
-
-def _quiet_libraries() -> None:
-    """Batch logs stay readable: no per-file progress bars from transformers, DS at warnings."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    from deepspeed.utils import logger as ds_logger
-
-    ds_logger.setLevel(logging.WARNING)
-
-
 def _write_samples(s: _Setup, out: _Outputs, step: int) -> None:
     """Collective: every rank gets the full sampling weights (ZeRO-3 gathers them), samples its
     share of the captions on its device; rank 0 writes the GIFs."""
     if s.ema is not None:
-        weights, kind = s.ema.state_dict(), "ema"
+        weights, kind = s.ema.full_state_dict(), "ema"
     else:
         weights, kind = gathered_weights(s.engine.module, s.cfg.train.zero_stage), "raw"
     out.sampler.write(step, weights, kind)

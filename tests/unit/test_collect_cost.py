@@ -79,7 +79,7 @@ def test_gpu_hours_per_run_point_and_study_with_requeues_and_failures(tmp_path, 
     assert f"**{total:.4g} GPU-h**" in cost and f"{(100 + 36) / 796:.0%} of it" in cost
     assert "collector job's own cost is excluded (it is still running): 0.00278 core-h" in cost
     assert "| baseline | 0.211 | 0.422 | 13% | 3 (1 lost) | 60 % | 2048 MiB |  |" in cost
-    assert "| baseline | seed0 | COMPLETED | 0.111 GPU-h (25% lost) |  |" in report  # per run
+    assert "| baseline | seed0 | COMPLETED | 0.111 GPU-h (25% lost) | - |  |" in report  # per run
     csv = pd.read_csv(tmp_path / "comparison_table.csv").set_index("variant")
     assert csv.loc["no_ema", "gpu_hours"] == pytest.approx(0.01)
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from text2sign.errors import ConfigError
-from text2sign.models.dit import DIT_PRESETS, DiTPreset, VideoDiT, count_parameters, get_preset
+from text2sign.models.dit import (
+    DIT_PRESETS,
+    Attention,
+    DiTPreset,
+    VideoDiT,
+    count_parameters,
+    get_preset,
+)
 
 TEXT_DIM = 16
 MICRO = DiTPreset(depth=2, hidden=32, heads=2, patch=2)  # for the slower checks
@@ -137,7 +147,12 @@ def test_all_padding_caption_stays_finite() -> None:
     mask[0] = False
     with torch.no_grad():
         out = model(x, t, states, mask)
-    assert torch.isfinite(out).all()
+        assert torch.isfinite(out).all()
+        # "No text": the empty caption's cross-attention adds nothing in any block.
+        for block in model.blocks:
+            block.cross_attn.proj.weight.zero_()
+            block.cross_attn.proj.bias.zero_()
+        torch.testing.assert_close(model(x, t, states, mask)[0], out[0])
 
 
 def test_every_parameter_learns_from_the_real_init() -> None:
@@ -172,3 +187,20 @@ def test_bf16_model_accepts_fp32_inputs() -> None:
     x, t, states, mask = inputs()
     out = model(x, t, states, mask)
     assert out.dtype == torch.bfloat16 and out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_fused_qkv_attention_equals_separate_projections() -> None:
+    # One Linear computes q, k, v (rows [q; k; v] of qkv.weight, heads contiguous in each):
+    # the same as three Linears with those weights and textbook softmax attention.
+    torch.manual_seed(0)
+    b, s, d, heads = 2, 5, 32, 2
+    attn, x = Attention(d, heads), torch.randn(b, s, d)
+
+    def split_heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(b, s, heads, d // heads).transpose(1, 2)  # (B, h, S, d/h)
+
+    w, bias = attn.qkv.weight.chunk(3, dim=0), attn.qkv.bias.chunk(3)
+    q, k, v = (split_heads(F.linear(x, w[i], bias[i])) for i in range(3))
+    probs = (q @ k.transpose(-1, -2) / math.sqrt(d // heads)).softmax(dim=-1)  # (B, h, S, S)
+    ref = attn.proj((probs @ v).transpose(1, 2).reshape(b, s, d))
+    torch.testing.assert_close(attn(x), ref, rtol=1e-5, atol=1e-6)

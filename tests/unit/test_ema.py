@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from text2sign.models.ema import EMA
+from text2sign.models.ema import EMA, SHARD_FORMAT, assemble_shards, is_shard
 
 
 def make_module(value: float = 1.0) -> nn.Module:
@@ -106,3 +106,33 @@ def test_bad_arguments() -> None:
         EMA(make_module(), decay=1.5)
     with pytest.raises(ValueError):
         EMA(make_module(), decay=0.9, update_every=0)
+
+
+def test_assemble_shards_joins_disjoint_pieces_in_any_rank_order() -> None:
+    full = {"w": torch.arange(6.0).view(2, 3), "b": torch.tensor([7.0])}
+
+    def shard(rank: int, starts: dict[str, int], ends: dict[str, int]) -> dict:
+        return {
+            "format": SHARD_FORMAT, "rank": rank, "world_size": 2,
+            "shards": {n: full[n].flatten()[starts[n] : ends[n]].clone() for n in full},
+            "starts": starts, "shapes": {n: list(t.shape) for n, t in full.items()},
+        }  # fmt: skip
+
+    shards = [
+        shard(1, {"w": 4, "b": 1}, {"w": 6, "b": 1}),
+        shard(0, {"w": 0, "b": 0}, {"w": 4, "b": 1}),
+    ]
+    assert is_shard(shards[0]) and not is_shard({"w": full["w"]})
+    out = assemble_shards(shards)
+    assert all(torch.equal(out[n], full[n]) for n in full)
+    with pytest.raises(ValueError, match="ranks"):
+        assemble_shards(shards[:1])
+
+
+def test_plain_ema_state_is_the_full_old_format_and_zero3_modules_are_refused() -> None:
+    ema = EMA(make_module(1.0), decay=0.5)
+    assert not ema.sharded and not is_shard(ema.state_dict())
+    module = make_module(1.0)
+    module[0].weight.ds_id = 0  # what a ZeRO-3 parameter carries
+    with pytest.raises(ValueError, match="from_engine"):
+        EMA(module, decay=0.5)

@@ -24,7 +24,8 @@ from text2sign.models.presets import DIT_PRESETS, DiTPreset, get_preset  # noqa:
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: per-sample affine on (B, S, D) tokens from (B, D) shift and scale."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    # One fused pass over the tokens (addcmul) instead of a multiply and an add.
+    return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
 
 
 #################################################################################
@@ -110,19 +111,24 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(hidden, 2 * hidden)
         self.proj = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def masks(y_mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """From (B, L) token validity: the (B, 1, 1, L) attention mask and a (B, 1, 1) float
+        (of ``dtype``) that is 0 for a caption without any valid token: its output is "no text"."""
+        # Such a caption would give an all -inf softmax row (NaN): let it attend everywhere to
+        # stay finite; the caller multiplies its output by 0.
+        empty = ~y_mask.any(dim=1)  # (B,)
+        attn_mask = (y_mask | empty[:, None])[:, None, None, :]  # (B, 1, 1, L) True = attend
+        return attn_mask, (~empty).to(dtype)[:, None, None]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         b, s, d = x.shape
         hd = d // self.heads
         q = self.q(x).view(b, s, self.heads, hd).transpose(1, 2)  # (B, h, S, d/h)
         kv = self.kv(y).view(b, y.shape[1], 2, self.heads, hd)  # (B, L, 2, h, d/h)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, L, d/h)
-        # A caption with no valid token would give an all -inf softmax row (NaN): let its row
-        # attend everywhere to stay finite, then zero its output below ("no text").
-        empty = ~y_mask.any(dim=1)  # (B,)
-        attn_mask = (y_mask | empty[:, None])[:, None, None, :]  # (B, 1, 1, L) True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, S, d/h)
-        out = self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B, S, D)
-        return out.masked_fill(empty[:, None, None], 0.0)  # (B, S, D)
+        return self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B, S, D)
 
 
 class Mlp(nn.Module):
@@ -152,8 +158,14 @@ class VideoDiTBlock(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor, frames: int
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        y: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        frames: int,
     ) -> torch.Tensor:
+        """``text``: ``CrossAttention.masks`` of the caption, computed once for all blocks."""
         b, s, d = x.shape  # x: (B, T*N, D), frame-major
         n = s // frames
         mod = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
@@ -165,11 +177,12 @@ class VideoDiTBlock(nn.Module):
             h = h.view(b, n, frames, d).transpose(1, 2).reshape(b, s, d)  # (B, T*N, D)
         else:
             h = self.attn(h.reshape(b * frames, n, d)).view(b, s, d)  # (B, T*N, D)
-        x = x + gate_msa.unsqueeze(1) * h  # (B, T*N, D)
+        x = torch.addcmul(x, gate_msa.unsqueeze(1), h)  # (B, T*N, D) x + gate * h, one pass
         # Cross-attention is per query token, so it runs on all T*N tokens at once.
-        x = x + self.cross_attn(self.norm2(x), y, y_mask)  # (B, T*N, D)
+        attn_mask, has_text = text
+        x = torch.addcmul(x, has_text, self.cross_attn(self.norm2(x), y, attn_mask))  # (B, T*N, D)
         h = self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))  # (B, T*N, D)
-        return x + gate_mlp.unsqueeze(1) * h  # (B, T*N, D)
+        return torch.addcmul(x, gate_mlp.unsqueeze(1), h)  # (B, T*N, D)
 
 
 class FinalLayer(nn.Module):
@@ -301,11 +314,12 @@ class VideoDiT(nn.Module):
         pooled = y.sum(dim=1) / n_valid  # (B, E) masked mean (zero for an empty caption)
         c = self.t_embedder(t.to(x.device)) + self.text_pooler(pooled)  # (B, D)
         y = self.text_embedder(y)  # (B, L, D)
+        text = CrossAttention.masks(mask, dtype)  # (B, 1, 1, L) attention mask, (B, 1, 1) has text
         for block in self.blocks:
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, c, y, mask, f, use_reentrant=False)  # (B, T*N, D)
+                x = checkpoint(block, x, c, y, text, f, use_reentrant=False)  # (B, T*N, D)
             else:
-                x = block(x, c, y, mask, f)  # (B, T*N, D)
+                x = block(x, c, y, text, f)  # (B, T*N, D)
         x = self.final_layer(x, c)  # (B, T*N, p*p*C)
         return self.unpatchify(x.view(b * f, -1, x.shape[-1]), b)  # (B, T, C, H, W)
 
