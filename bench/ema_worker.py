@@ -133,6 +133,9 @@ def main() -> None:
         lerp_all(ref, full_masters(engine))
         lerp_all(ref_bf16, bf16_weights(engine))
     result: dict[str, Any] = {"ema": ema.full_state_dict(), "reference": ref, "bf16": ref_bf16}
+    fresh = EMA.from_engine(engine, DECAY)  # a full EMA (old checkpoints, ZeRO 0-2) loads too
+    fresh.load_state_dict(result["ema"])
+    result["from_full"] = fresh.full_state_dict()
     stats = {
         "rank": rank,
         "stage": args.stage,

@@ -60,10 +60,12 @@ def build_optimizer(
     )  # fmt: skip
 
 
-def optimizer_label(optimizer: torch.optim.Optimizer) -> str:
-    """What the run's metadata records, e.g. ``AdamW (torch, fused)``."""
-    fused = any(g.get("fused") for g in optimizer.param_groups)
-    return f"{type(optimizer).__name__} (torch{', fused' if fused else ''})"
+def optimizer_label(optimizer: Any) -> str:
+    """What the run's metadata records, e.g. ``AdamW (torch, fused)``; ``optimizer`` may also be
+    the engine's (DeepSpeed's wrappers hold the torch optimizer as ``.optimizer``)."""
+    inner = optimizer if isinstance(optimizer, torch.optim.Optimizer) else optimizer.optimizer
+    fused = any(g.get("fused") for g in inner.param_groups)
+    return f"{type(inner).__name__} (torch{', fused' if fused else ''})"
 
 
 def maybe_compile(model: torch.nn.Module, cfg: Config) -> None:

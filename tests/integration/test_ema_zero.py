@@ -4,6 +4,7 @@ Guarantees shown here:
 * at ZeRO 0, 1, 2 and 3 (bf16, and fp32 at ZeRO-2) the EMA after 4 steps equals an unsharded
   reference EMA of the full fp32 master weights, and differs from an EMA of the bf16 weights;
 * under ZeRO-3 each rank holds, and saves in its own checkpoint file, half of the EMA;
+* a full EMA (the format of ZeRO 0-2 and of checkpoints from before sharding) loads at every stage;
 * ZeRO-3 checkpoint save -> load into a new engine -> 2 more steps gives the same EMA as 2 more
   steps without the checkpoint; the shards read back offline (as sampling does) are the EMA saved.
 """
@@ -53,6 +54,7 @@ def max_diff(a: dict, b: dict) -> float:
 def test_ema_follows_the_fp32_masters(stage, precision, tmp_path):
     result, stats = launch(stage, precision, tmp_path / "w")
     assert_dicts_close(result["ema"], result["reference"], **EXACT)
+    assert_dicts_close(result["from_full"], result["ema"], rtol=0, atol=0)  # each rank's part
     if precision == "bf16":  # the masters, not the bf16 weights the model computes with
         assert max_diff(result["ema"], result["bf16"]) > 1e-4
     if stage > 0:  # the optimizer partition: the ranks' pieces are disjoint and cover it
@@ -71,5 +73,6 @@ def test_zero3_ema_is_sharded_and_resumes_exactly(tmp_path):
         assert s["sharded"] and s["ema_bytes"] <= full / 2 + 4 * 96 * 64
         assert s["checkpoint_ema_bytes"] == s["ema_bytes"]
     assert_dicts_close(result["offline"], result["saved"], rtol=0, atol=0)
+    assert_dicts_close(result["from_full"], result["ema"], rtol=0, atol=0)  # old full format
     assert max_diff(result["continued"], result["saved"]) > 1e-4  # the 2 steps moved it
     assert_dicts_close(result["resumed"], result["continued"], **EXACT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from text2sign.config import load_config
@@ -21,6 +23,7 @@ def test_fused_adamw_on_cuda_and_the_default_one_on_cpu():
     assert not any(g["fused"] for g in cpu.param_groups)
     assert optimizer_label(cuda) == "AdamW (torch, fused)"
     assert optimizer_label(cpu) == "AdamW (torch)"
+    assert optimizer_label(SimpleNamespace(optimizer=cuda)) == "AdamW (torch, fused)"  # wrapped
     group = cpu.param_groups[0]
     assert group["lr"] == cfg.train.lr and group["weight_decay"] == cfg.train.weight_decay
     assert sum(p.numel() for p in group["params"]) == sum(p.numel() for p in model.parameters())
