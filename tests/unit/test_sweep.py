@@ -4,13 +4,16 @@ anything is submitted, the reference point, --mail-user, per-point resources, st
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from jobs import record, sweep
 from jobs.sbatch_params import check_mail, groups
 from jobs.study import NAME_RE, plan
-from tests.unit.test_submit import no_slurm_env, submit
+from tests.conftest import REPO
+from tests.unit.test_sbatch_study import plan_cmd
+from tests.unit.test_submit import no_slurm_env, normalise, submit
 from text2sign.errors import UsageError
 
 
@@ -265,4 +268,45 @@ def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(tmp_path, synth_d
                   env=no_slurm_env())  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- what SLURM would get: one array per resources, the mail on the collector only ------------
+
+GOLDEN = REPO / "tests" / "golden" / "sbatch_sweep.txt"
+SWEEP_DRY = ["--variants", "baseline", "--sweep", "train.lr=1e-3,3e-3", "--sweep",
+             "slurm.time_min=30,60", "--seeds", "0", "--mail-user", "me@example.org",
+             "--study", "golden", "--dry-run", "--no-input-check"]  # fmt: skip
+
+
+def test_dry_run_of_a_resource_sweep_prints_the_pinned_scripts(tmp_path):
+    proc = submit(*SWEEP_DRY, "--results", str(tmp_path), "--executor", "slurm", env=no_slurm_env())
+    assert proc.returncode == 0, proc.stderr
+    text = normalise(proc.stdout, tmp_path)
+    if os.environ.get("T2S_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "sbatch text changed: review, then T2S_UPDATE_GOLDEN=1"
+    scripts = text.split("#!/bin/bash")[1:]
+    assert len(scripts) == 3  # time 30, time 60, the collector
+    assert ["#SBATCH --time=30" in scripts[0], "#SBATCH --time=60" in scripts[1]] == [True, True]
+    assert all("--array=0-1%" in s for s in scripts[:2])  # 2 lr values each
+    assert [("--mail-user=me@example.org" in s, "--mail-type=END,FAIL" in s) for s in scripts] == [
+        (False, False), (False, False), (True, True)
+    ]  # fmt: skip
+    assert not (tmp_path / "golden").exists()
+
+
+def test_plain_sbatch_door_takes_the_same_sweep_flags(tmp_path):
+    proc = plan_cmd(*SWEEP_DRY, "--results", str(tmp_path), "--runtime", "none")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and "--time=30" in lines[0] and "--time=60" in lines[1]
+    assert all("--array=0-1%" in line for line in lines[:2])
+    assert "--mail-type=END,FAIL --mail-user=me@example.org" in lines[2]
+    assert not any("--mail" in line for line in lines[:2])
+    assert all("/.code/" in line for line in lines)  # every job starts in the snapshot
+    bad = plan_cmd(
+        "--sweep", "train.lrr=1", "--results", str(tmp_path), "--study", "x", "--dry-run"
+    )
+    assert bad.returncode == 2 and "(did you mean 'train.lr'?)" in bad.stderr
     assert list(tmp_path.iterdir()) == []
