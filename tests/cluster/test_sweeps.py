@@ -41,6 +41,12 @@ def _clone(dest) -> None:
         subprocess.run(["git", "-C", str(dest), "apply", "--binary"], input=diff, check=True)
 
 
+def _workdir(job: str) -> str:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,WorkDir", "-j", job],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return next(line.split("|")[1] for line in out.splitlines() if line.split("|")[0] == job)
+
+
 def _show_job(job: str) -> str:
     return subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
 
@@ -58,6 +64,16 @@ def sweeps(slurm, synth_data, tmp_path_factory) -> dict:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     frozen = json.loads((results / "sw-frozen" / "study.json").read_text())
+    # The same through the plain-sbatch door (jobs/sbatch_study.py), with a sweep.
+    plain = [
+        a for a in submit_cmd(results, "sw-plain", synth_data) if a not in ("--executor", "slurm")
+    ]
+    plain[1] = "jobs/sbatch_study.py"
+    proc = subprocess.run([*plain, "--variants", "baseline", "--runtime", "none", *SHORT,
+                           "--sweep", "train.lr=1e-3,3e-3", "--sbatch-extra=--hold"],
+                          cwd=clone, env=job_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    frozen_plain = json.loads((results / "sw-plain" / "study.json").read_text())
     for rel in ("text2sign/__init__.py", "jobs/launcher.py"):  # tracked files of the clone
         with open(clone / rel, "a") as f:
             f.write(BROKEN)
@@ -66,7 +82,8 @@ def sweeps(slurm, synth_data, tmp_path_factory) -> dict:
     grid["_collector_job"] = _show_job(grid["collector_job_id"])  # before it ends and is purged
     zipped = submit(results, "sw-zip", synth_data, "--variants", "baseline", *GRID, "--zip",
                     *SHORT)  # fmt: skip
-    return {"results": results, "clone": clone, "frozen": frozen, "grid": grid, "zip": zipped}
+    return {"results": results, "clone": clone, "frozen": frozen, "grid": grid, "zip": zipped,
+            "plain": frozen_plain}  # fmt: skip
 
 
 def _all_completed(rec: dict) -> None:
@@ -142,9 +159,28 @@ def test_a_queued_job_runs_the_code_of_its_submission(sweeps):
     assert state == "COMPLETED", logs[-3000:]
     assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
     assert "T2S-LIVE-TREE" not in logs
+    assert _workdir(job) == _workdir(rec["collector_job_id"]) == str(snap)
     meta = json.loads(
         (results / "sw-frozen" / rec["runs"][0]["run_dir"] / "metadata.json").read_text()
     )
     assert meta["git"]["commit"] == code["commit"] and meta["git"]["snapshot"] == str(snap)
     assert meta["git"]["dirty"] == code["dirty"]
     assert sacct(rec["collector_job_id"])["state"] == "COMPLETED"
+
+
+def test_the_plain_sbatch_door_sweeps_and_runs_the_code_of_its_submission(sweeps):
+    rec, results = sweeps["plain"], sweeps["results"]
+    assert rec["submitted_with"] == "sbatch" and rec["sweep"]["keys"] == ["train.lr"]
+    assert [r["point"] for r in rec["runs"]] == ["baseline__lr1e-3", "baseline__lr3e-3"]
+    assert BROKEN in (sweeps["clone"] / "jobs" / "launcher.py").read_text()
+    subprocess.run(["scontrol", "release", *rec["array_job_ids"]], check=True)
+    _all_completed(rec)
+    logs = "".join(p.read_text() for p in (results / "sw-plain").rglob("slurm-*.out"))
+    assert "T2S-LIVE-TREE" not in logs
+    for r in rec["runs"]:  # the job started in the snapshot, the trainer imported it
+        assert _workdir(r["job_id"]) == rec["code"]["snapshot"]
+        meta = json.loads((results / "sw-plain" / r["run_dir"] / "metadata.json").read_text())
+        assert meta["git"]["snapshot"] == rec["code"]["snapshot"]
+    assert _workdir(rec["collector_job_id"]) == rec["code"]["snapshot"]
+    df = pd.read_csv(results / "sw-plain" / "comparison_table.csv")
+    assert sorted(df.variant) == ["baseline__lr1e-3", "baseline__lr3e-3"]
