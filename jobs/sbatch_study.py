@@ -12,7 +12,9 @@ and sbatch is never called. Then, under the same study claim:
   :func:`jobs.study.groups`), each task running ``python -m jobs.sbatch_job TASKS_JSON``;
 * the collector, ``slurm/collect.sbatch``, with ``--dependency=afterany:<arrays>``;
 * ``study.json`` as ``jobs/submit.py`` writes it (executor ``slurm``, job ids ``123_4``), so
-  ``make status``, ``make cancel`` and ``make collect`` work unchanged.
+  ``make status``, ``make cancel`` and ``make collect`` work unchanged;
+* every job (``--chdir``, the batch scripts) in the study's frozen code snapshot
+  (:mod:`jobs.snapshot`), and the same ``--sweep``/``--zip``/``--reference``/``--mail-user``.
 
 Each task's log is ``RUN_DIR/slurm-<array>_<task>.out``: sbatch's ``--output`` reaches the run
 dir through ``STUDY/.sbatch/<submission>/g<group>/<task>``, a relative link to the run dir (an
