@@ -20,7 +20,7 @@ from text2sign.errors import UsageError
 def make_plan(tmp_path, *sweeps: str, variants: str = "baseline", seeds: str = "0", **kw):
     return plan(variants=variants, seeds=seeds, profile="tiny", study="s", results=str(tmp_path),
                 overrides=kw.pop("overrides", []), config_file=None, executor="local",
-                resume=False, input_check=False, sweeps=list(sweeps), **kw)  # fmt: skip
+                resume=kw.pop("resume", False), input_check=False, sweeps=list(sweeps), **kw)  # fmt: skip
 
 
 def points(p) -> list[str]:
@@ -310,3 +310,25 @@ def test_plain_sbatch_door_takes_the_same_sweep_flags(tmp_path):
     )
     assert bad.returncode == 2 and "(did you mean 'train.lr'?)" in bad.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_of_a_sweep_study_resubmits_only_the_points_not_completed(tmp_path):
+    from text2sign.config import load_config
+    from text2sign.rundir import RunDir
+
+    first = make_plan(tmp_path, "train.lr=1e-3,3e-3", seeds="0,1")
+    first.dir.mkdir()
+    record.write_runs(first, record.study_record(first))
+    done = next(r for r in first.runs if r.spec.name == "baseline__lr3e-3" and r.spec.seed == 1)
+    cfg = load_config(profile="tiny", variant="baseline",
+                      overrides=["train.lr=3e-3", "train.seed=1"])  # fmt: skip
+    run = RunDir(done.spec.run_dir)
+    run.prepare(cfg)
+    run.write_status("COMPLETED")
+    again = make_plan(tmp_path, "train.lr=1e-3,3e-3", seeds="0,1", resume=True)
+    assert [(r.spec.name, r.spec.seed) for r in again.runs] == [
+        ("baseline__lr1e-3", 0), ("baseline__lr1e-3", 1), ("baseline__lr3e-3", 0)
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match="holds a different config"):  # same point, other --set
+        make_plan(tmp_path, "train.lr=3e-3", seeds="1", resume=True,
+                  overrides=["train.weight_decay=0.5"])  # fmt: skip
