@@ -26,7 +26,7 @@ from jobs import container as C
 from jobs import record, snapshot, sweep
 from jobs.inputs import check_inputs
 from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob
-from jobs.sbatch_params import _extra_flags, check_mail, groups, sbatch_texts, slurm_parameters
+from jobs.sbatch_params import _extra_flags, check_mail, groups, slurm_parameters
 from text2sign import slurm_query
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import ConfigError, UsageError
@@ -51,9 +51,6 @@ def check_path(kind: str, value: str | Path) -> Path:
             "no spaces or shell metacharacters)"
         )
     return Path(text)
-
-
-__all__ = ["groups", "sbatch_texts", "slurm_parameters"]  # moved to jobs.sbatch_params
 
 
 @dataclass
@@ -177,7 +174,6 @@ def plan(
     chosen = choose_executor(executor, dry_run=dry_run)
     active = _active_runs(study_dir) if resume and chosen == "slurm" else {}
     code = snapshot.describe(REPO, study_dir)
-    spec_code = code.snapshot
 
     runs: list[PlannedRun] = []
     all_points: list[str] = []
@@ -222,7 +218,7 @@ def plan(
                     config_file=str(Path(config_file).resolve()) if config_file else None,
                     container=container, workdir=str(REPO), config_hash=cfg.hash(),
                     max_requeues=cfg.slurm.max_requeues, max_retries=cfg.slurm.max_retries,
-                    point=point, code=spec_code,
+                    point=point, code=code.snapshot,
                 )  # fmt: skip
                 runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values)))
     ref = sweep.reference(all_points, reference)
@@ -235,8 +231,11 @@ def plan(
 def _resolve(profile: str, variant: str, config_file: str | None, overrides: list[str],
              point_sets: list[str]) -> Config:  # fmt: skip
     """One point's config (seed 0); a bad --sweep value is named as such, in one line."""
-    load = lambda sets: load_config(profile=profile, variant=variant,  # noqa: E731
-                                    config_file=config_file, overrides=[*overrides, *sets])  # fmt: skip
+
+    def load(sets: list[str]) -> Config:
+        return load_config(profile=profile, variant=variant, config_file=config_file,
+                           overrides=[*overrides, *sets])  # fmt: skip
+
     try:
         return load([*point_sets, "train.seed=0"])
     except ConfigError:

@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"# study {p.name}: {len(p.runs)} runs, executor {p.executor} (dry run: nothing submitted)"
             )
-            for text in S.sbatch_texts(p):
+            from jobs.sbatch_params import sbatch_texts
+
+            for text in sbatch_texts(p):
                 print(text)
             return EXIT_OK
         record = S.submit(p, local_parallel=args.local_parallel)
