@@ -150,7 +150,7 @@ def _crashed(spec: RunSpec, run: RunDir, status: dict[str, Any], rc: int, ctx: J
         reason=f"retry {retries + 1} of {spec.max_retries} excluding {','.join(exclude)}, "
         f"after: {reason}",
     )  # fmt: skip
-    record.add_event(spec.study_dir, kind="retry", variant=spec.variant, seed=spec.seed,
+    record.add_event(spec.study_dir, kind="retry", variant=spec.name, seed=spec.seed,
                      job_id=ctx.job_id, node=ctx.node, attempt=attempt, reason=reason,
                      exclude=list(exclude))  # fmt: skip
     return Ending("retry", reason=reason, exclude=exclude)

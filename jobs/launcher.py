@@ -59,16 +59,26 @@ class RunSpec:
     config_hash: str = ""  # the run dir this job may write into holds this hash (or none yet)
     max_requeues: int = 3  # slurm.max_requeues
     max_retries: int = 1  # slurm.max_retries
+    point: str = ""  # the study variant (run dir) name; a sweep point's differs from ``variant``
+    code: str | None = None  # the study's code snapshot (jobs/snapshot.py): the trainer imports it
+
+    @property
+    def name(self) -> str:
+        """The run's name in the study (its folder): the sweep point, else the variant."""
+        return self.point or self.variant
 
     @property
     def study_dir(self) -> Path:
-        return Path(self.run_dir).parents[1]  # results/<study>/<variant>/seed<k>
+        return Path(self.run_dir).parents[1]  # results/<study>/<point>/seed<k>
 
 
 def trainer_argv(spec: RunSpec) -> list[str]:
     """``python -m text2sign train ...`` for this run (a list: nothing goes through a shell)."""
-    python = "python" if spec.container.runtime == "apptainer" else spec.python
-    argv = [python, "-m", "text2sign", "train", "--profile", spec.profile,
+    if spec.container.runtime == "apptainer":
+        python = ["python"]  # the image's package (its own PYTHONPATH rules: jobs/container.py)
+    else:  # -P: not the working directory's checkout; the snapshot comes first (trainer_env)
+        python = [spec.python, "-P"] if spec.code else [spec.python]
+    argv = [*python, "-m", "text2sign", "train", "--profile", spec.profile,
             "--variant", spec.variant, "--run-dir", spec.run_dir]  # fmt: skip
     if spec.config_file:
         argv += ["--config", spec.config_file]
@@ -79,6 +89,13 @@ def trainer_argv(spec: RunSpec) -> list[str]:
 
 def build_command(spec: RunSpec) -> list[str]:
     return container_argv(spec.container, trainer_argv(spec))
+
+
+def trainer_env(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
+    """The trainer's environment: ``env`` with the code snapshot first on ``PYTHONPATH``."""
+    if spec.code:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [spec.code, env.get("PYTHONPATH")]))
+    return env
 
 
 def describe(argv: list[str]) -> str:
@@ -98,7 +115,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         if run.completed:  # a rerun of a finished job (e.g. --resume-study): nothing to do
             return {"run_dir": spec.run_dir, "state": "COMPLETED", "skipped": True}
         job_env = submitit.JobEnvironment()
-        env = dict(os.environ)
+        env = trainer_env(spec, dict(os.environ))
         if job_env.num_tasks > 1:
             dist = submitit.helpers.TorchDistributedEnvironment()
             env.update(

@@ -37,7 +37,7 @@ from typing import Any
 
 from jobs import ending
 from jobs.ending import JobContext
-from jobs.launcher import ContainerSpec, RunSpec, build_command, describe
+from jobs.launcher import ContainerSpec, RunSpec, build_command, describe, trainer_env
 from jobs.supervisor import Supervisor
 from text2sign.errors import EXIT_OK, EXIT_REQUEUE, EXIT_USAGE
 from text2sign.rundir import RunDir
@@ -113,13 +113,13 @@ def run(tasks_file: Path, index: int) -> int:
     spec = spec_from_dict(plan["tasks"][index])
     job, node = job_id(), os.environ.get("SLURMD_NODENAME", socket.gethostname())
     restart = os.environ.get("SLURM_RESTART_COUNT", "0")
-    print(f"[sbatch_job] job {job} (restart {restart}) on {node}: {spec.variant}/seed{spec.seed} "
+    print(f"[sbatch_job] job {job} (restart {restart}) on {node}: {spec.name}/seed{spec.seed} "
           f"of study {spec.study}; {plan.get('runtime_note', '')}", flush=True)  # fmt: skip
     if RunDir(spec.run_dir).completed:  # a requeue or rerun of a finished run: nothing to do
         print("[sbatch_job] the run is COMPLETED: nothing to do", flush=True)
         return EXIT_OK
     signals = _Signals()  # before the trainer starts: no signal may find the default handler
-    env = dict(os.environ)
+    env = trainer_env(spec, dict(os.environ))
     env.setdefault("T2S_SIGNAL_LEAD_S", str(plan.get("signal_lead_s", 120)))
     argv = distributed_env(env) + build_command(spec)
     print(f"[sbatch_job] {describe(argv)}", flush=True)

@@ -12,7 +12,9 @@ and sbatch is never called. Then, under the same study claim:
   :func:`jobs.study.groups`), each task running ``python -m jobs.sbatch_job TASKS_JSON``;
 * the collector, ``slurm/collect.sbatch``, with ``--dependency=afterany:<arrays>``;
 * ``study.json`` as ``jobs/submit.py`` writes it (executor ``slurm``, job ids ``123_4``), so
-  ``make status``, ``make cancel`` and ``make collect`` work unchanged.
+  ``make status``, ``make cancel`` and ``make collect`` work unchanged;
+* every job (``--chdir``, the batch scripts) in the study's frozen code snapshot
+  (:mod:`jobs.snapshot`), and the same ``--sweep``/``--zip``/``--reference``/``--mail-user``.
 
 Each task's log is ``RUN_DIR/slurm-<array>_<task>.out``: sbatch's ``--output`` reaches the run
 dir through ``STUDY/.sbatch/<submission>/g<group>/<task>``, a relative link to the run dir (an
@@ -33,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python jobs/sbatch_study.py`
 
+from jobs.sbatch_params import MAIL_TYPE  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,9 +64,10 @@ def sbatch_env() -> dict[str, str]:
     return {**os.environ, "T2S_PYTHON": sys.executable}
 
 
-def train_argv(group, *, name: str, output: str, tasks_file: Path) -> list[str]:
-    """``sbatch`` for one array of runs with identical resources (``group``: PlannedRuns)."""
-    from jobs.study import _extra_flags
+def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = REPO) -> list[str]:
+    """``sbatch`` for one array of runs with identical resources (``group``: PlannedRuns);
+    ``code``: the study's code snapshot, the job's working directory (what it imports)."""
+    from jobs.sbatch_params import _extra_flags
 
     s = group[0].slurm
     argv = ["sbatch", "--parsable", f"--job-name={name}",
@@ -80,21 +84,24 @@ def train_argv(group, *, name: str, output: str, tasks_file: Path) -> list[str]:
         argv.append(f"--constraint={s.constraint}")
     _extra_flags(s.extra)  # validated by plan(); passed through as the user wrote them
     argv += [f"--signal=B:USR2@{s.signal_delay_s}", "--requeue", "--open-mode=append",
-             f"--output={output}", f"--chdir={REPO}", "--export=ALL", *s.extra,
-             str(TRAIN_SCRIPT), str(tasks_file)]  # fmt: skip
+             f"--output={output}", f"--chdir={code}", "--export=ALL", *s.extra,
+             str(code / TRAIN_SCRIPT.relative_to(REPO)), str(tasks_file)]  # fmt: skip
     return argv
 
 
-def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str]) -> list[str]:
+def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str], code: Path = REPO,
+                 mail_user: str | None = None) -> list[str]:  # fmt: skip
     argv = ["sbatch", "--parsable", f"--job-name={name}", f"--time={COLLECT_TIME_MIN}",
             "--nodes=1", "--ntasks=1", "--cpus-per-task=1"]  # fmt: skip
+    if mail_user:
+        argv += [f"--mail-type={MAIL_TYPE}", f"--mail-user={mail_user}"]
     if slurm is not None:
         argv += [f"--{k}={getattr(slurm, k)}" for k in ("partition", "account", "qos")
                  if getattr(slurm, k)]  # fmt: skip
     if after:
         argv.append("--dependency=afterany:" + ":".join(after))
-    argv += [f"--output={study_dir}/slurm-%j.out", "--open-mode=append", f"--chdir={REPO}",
-             "--export=ALL", str(COLLECT_SCRIPT), str(study_dir)]  # fmt: skip
+    argv += [f"--output={study_dir}/slurm-%j.out", "--open-mode=append", f"--chdir={code}",
+             "--export=ALL", str(code / COLLECT_SCRIPT.relative_to(REPO)), str(study_dir)]  # fmt: skip
     return argv
 
 
@@ -115,6 +122,7 @@ def _link(link: Path, run_dir: str) -> None:
 
 def submit(p, *, note: str, dry_run: bool = False) -> dict:
     """Every array, then the collector; study.json. ``dry_run``: print the sbatch lines only."""
+    from jobs import record, snapshot
     from jobs import study as S
     from jobs.sbatch_job import write_tasks
     from text2sign import slurm_query
@@ -127,12 +135,14 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
             out = f"{study_dir}/.sbatch/s0/g{i}/%a/slurm-%A_%a.out"
             tasks = study_dir / ".sbatch" / "s0" / f"g{i}.json"
             print(shlex.join(train_argv(group, name=f"t2s-{p.name}-{i}", output=out,
-                                        tasks_file=tasks)))  # fmt: skip
+                                        tasks_file=tasks, code=p.code_dir)))  # fmt: skip
         print(shlex.join(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
-                                      slurm=p.runs[0].slurm, after=["<ARRAY_JOB_IDS>"])))  # fmt: skip
+                                      slurm=p.runs[0].slurm, after=["<ARRAY_JOB_IDS>"],
+                                      code=p.code_dir, mail_user=p.mail_user)))  # fmt: skip
         return {}
     with S.claimed(p):
-        rec = S._study_record(p)
+        snapshot.build(p.code, REPO)
+        rec = record.study_record(p)
         n = len(rec["previous_submissions"])
         while (study_dir / ".sbatch" / f"s{n}").exists():
             n += 1
@@ -147,24 +157,25 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
                             signal_lead_s=group[0].slurm.signal_delay_s, runtime_note=note)  # fmt: skip
                 out = f"{sub}/g{i}/%a/slurm-%A_%a.out"
                 array = sbatch(train_argv(group, name=f"t2s-{p.name}-{i}", output=out,
-                                          tasks_file=tasks))  # fmt: skip
+                                          tasks_file=tasks, code=p.code_dir))  # fmt: skip
                 array_ids.append(array)
                 for a, r in enumerate(group):
                     r.job_id = f"{array}_{a}"
             collector = sbatch(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
-                                            slurm=p.runs[0].slurm, after=array_ids))  # fmt: skip
+                                            slurm=p.runs[0].slurm, after=array_ids,
+                                            code=p.code_dir, mail_user=p.mail_user))  # fmt: skip
         except BaseException:
             if not array_ids:
                 shutil.rmtree(sub, ignore_errors=True)
                 raise
             p.runs = [r for r in p.runs if r.job_id]  # study.json: what did reach SLURM
             rec.update(array_job_ids=array_ids, collector_job_id=None)
-            S._write_record(p, rec)
+            record.write_runs(p, rec)
             raise
         rec.update(array_job_ids=array_ids, collector_job_id=collector, submitted_with="sbatch",
                    sbatch={"tasks": [str((sub / f"g{i}.json").relative_to(study_dir))
                                      for i in range(len(groups))], "runtime": note})  # fmt: skip
-        S._write_record(p, rec)
+        record.write_runs(p, rec)
         return rec
 
 
@@ -190,7 +201,7 @@ def collect_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.submit import build_parser, resource_overrides
+    from jobs.submit import build_parser, resource_overrides, study_options
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
             results=args.results, overrides=[*overrides, *resource_overrides(args)],
             config_file=args.config, executor="slurm", resume=args.resume_study,
-            dry_run=args.dry_run, input_check=not args.no_input_check,
+            dry_run=args.dry_run, input_check=not args.no_input_check, **study_options(args),
         )  # fmt: skip
         rec = submit(p, note=note, dry_run=args.dry_run)
     except UsageError as e:

@@ -1,8 +1,9 @@
-"""Planning and submitting a study: variants × seeds → one job array (+ the collector job).
+"""Planning and submitting a study: variants × sweep points × seeds → job arrays + collector.
 
-``plan()`` validates everything first (names, paths, configs, image, executor) so that bad input
-submits nothing; ``submit()`` then hands the runs to submitit as a job array and chains the
-collector with ``dependency=afterany:<array>``. Nothing the user typed reaches a shell: the
+``plan()`` validates everything first (names, paths, configs, sweeps, image, executor) so that
+bad input submits nothing; ``submit()`` then freezes the code (:mod:`jobs.snapshot`), hands the
+runs to submitit as one job array per resource group (:mod:`jobs.sbatch_params`) and chains the
+collector with ``dependency=afterany:<arrays>``. Nothing the user typed reaches a shell: the
 trainer command is an argv list, and submitit quotes every ``#SBATCH`` value.
 """
 
@@ -10,27 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jobs import container as C
-from jobs import record
+from jobs import record, snapshot, sweep
 from jobs.inputs import check_inputs
-from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob, build_command
+from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob
+from jobs.sbatch_params import _extra_flags, check_mail, groups, slurm_parameters
 from text2sign import slurm_query
 from text2sign.config import Config, SlurmConfig, available, load_config
-from text2sign.errors import UsageError
-from text2sign.metadata import git_info
+from text2sign.errors import ConfigError, UsageError
 from text2sign.rundir import RunDir, checkpoint_meta
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +59,7 @@ class PlannedRun:
     config_hash: str
     slurm: SlurmConfig
     job_id: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)  # the point's --sweep values, as typed
 
 
 @dataclass
@@ -71,7 +71,16 @@ class StudyPlan:
     runs: list[PlannedRun]
     container: dict[str, Any]
     resume: bool
+    code: snapshot.Code = snapshot.Code("unknown", False, None, 0)
+    reference: tuple[str, str] = ("", "")  # (point, how it was chosen)
+    sweep: dict[str, Any] = field(default_factory=lambda: {"mode": None, "keys": []})
+    mail_user: str | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+    @property
+    def code_dir(self) -> Path:
+        """Where the jobs import from: the study's code snapshot (else the checkout)."""
+        return Path(self.code.snapshot or REPO)
 
 
 def slurm_reachable() -> bool:
@@ -129,6 +138,10 @@ def plan(
     resume: bool,
     dry_run: bool = False,
     input_check: bool = True,
+    sweeps: list[str] | None = None,
+    zipped: bool = False,
+    reference: str | None = None,
+    mail_user: str | None = None,
 ) -> StudyPlan:
     """Validate the whole request and resolve every run's config; submits nothing."""
     valid = available("variants")
@@ -144,6 +157,11 @@ def plan(
         ) from None
     if not seed_list or min(seed_list) < 0:
         raise UsageError(f"--seeds {seeds!r}: expected non-negative integers")
+    axes = sweep.parse(sweeps or [], overrides)
+    if zipped and not axes:
+        raise UsageError("--zip needs --sweep flags to pair")
+    points = sweep.expand(axes, zipped)
+    check_mail(mail_user)
     name = check_name("--study", study or datetime.now().strftime("%Y%m%d-%H%M%S"))
     results_dir = check_path("--results", results)
     if config_file:
@@ -155,42 +173,80 @@ def plan(
         raise UsageError(f"--resume-study: {study_dir}/study.json not found")
     chosen = choose_executor(executor, dry_run=dry_run)
     active = _active_runs(study_dir) if resume and chosen == "slurm" else {}
+    code = snapshot.describe(REPO, study_dir)
 
     runs: list[PlannedRun] = []
+    all_points: list[str] = []
     inputs_checked: set[tuple[str, str]] = set()
     checked: dict[str, str] = {}  # image -> sha256
+    short = sweep.short_keys([a.key for a in axes])
     for variant in names:
-        for seed in seed_list:
-            cfg = load_config(profile=profile, variant=variant, config_file=config_file,
-                              overrides=[*overrides, f"train.seed={seed}"])  # fmt: skip
-            check_path("data.root", cfg.data.root)
-            _extra_flags(cfg.slurm.extra)  # validated for every executor, before anything runs
-            if input_check and (cfg.data.root, cfg.text.encoder) not in inputs_checked:
-                check_inputs(cfg, REPO)  # the job runs in REPO: relative paths start there
-                inputs_checked.add((cfg.data.root, cfg.text.encoder))
-            run_dir = study_dir / variant / f"seed{seed}"
-            run = RunDir(run_dir)
-            if run.config_hash.exists() and run.config_hash.read_text().strip() != cfg.hash():
-                raise UsageError(f"{run_dir}: holds a different config; it would be refused")
-            if resume and run.completed:
-                continue
-            if (variant, seed) in active:
-                print(f"submit: {variant}/seed{seed} is still {active[(variant, seed)]} in SLURM: "
-                      "left as it is", file=sys.stderr)  # fmt: skip
-                continue
-            if resume:
-                _check_world_size(run, cfg.slurm)
-            container = _container(cfg, results_dir, checked)
-            spec = RunSpec(
-                study=name, variant=variant, seed=seed, profile=profile,
-                run_dir=str(run_dir.resolve()), overrides=tuple(overrides),
-                config_file=str(Path(config_file).resolve()) if config_file else None,
-                container=container, workdir=str(REPO), config_hash=cfg.hash(),
-                max_requeues=cfg.slurm.max_requeues, max_retries=cfg.slurm.max_retries,
-            )  # fmt: skip
-            runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm))
-    container = _container_record(runs)
-    return StudyPlan(name, study_dir, chosen, profile, runs, container, resume)
+        seen: dict[str, tuple[tuple[str, str], ...]] = {}
+        for values in points:
+            point_sets = [f"{k}={v}" for k, v in values]
+            base = _resolve(profile, variant, config_file, overrides, point_sets)
+            point = sweep.point_name(variant, [(k, sweep.get(base, k)) for k, _ in values], short)
+            if point in seen:
+                raise UsageError(f"--sweep: {' '.join(point_sets)} is the same point as "
+                                 f"{' '.join(f'{k}={v}' for k, v in seen[point])} ({point})")  # fmt: skip
+            seen[point] = values
+            all_points.append(point)
+            for seed in seed_list:
+                cfg = base.model_copy(deep=True)
+                cfg.train.seed = seed
+                check_path("data.root", cfg.data.root)
+                _extra_flags(cfg.slurm.extra)  # validated for every executor, before anything runs
+                if input_check and (cfg.data.root, cfg.text.encoder) not in inputs_checked:
+                    check_inputs(cfg, REPO)  # the job runs in REPO: relative paths start there
+                    inputs_checked.add((cfg.data.root, cfg.text.encoder))
+                run_dir = study_dir / point / f"seed{seed}"
+                run = RunDir(run_dir)
+                if run.config_hash.exists() and run.config_hash.read_text().strip() != cfg.hash():
+                    raise UsageError(f"{run_dir}: holds a different config; it would be refused")
+                if resume and run.completed:
+                    continue
+                if (point, seed) in active:
+                    print(f"submit: {point}/seed{seed} is still {active[(point, seed)]} in SLURM: "
+                          "left as it is", file=sys.stderr)  # fmt: skip
+                    continue
+                if resume:
+                    _check_world_size(run, cfg.slurm)
+                container = _container(cfg, results_dir, checked)
+                spec = RunSpec(
+                    study=name, variant=variant, seed=seed, profile=profile,
+                    run_dir=str(run_dir.resolve()), overrides=(*overrides, *point_sets),
+                    config_file=str(Path(config_file).resolve()) if config_file else None,
+                    container=container, workdir=str(REPO), config_hash=cfg.hash(),
+                    max_requeues=cfg.slurm.max_requeues, max_retries=cfg.slurm.max_retries,
+                    point=point, code=code.snapshot,
+                )  # fmt: skip
+                runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values)))
+    ref = sweep.reference(all_points, reference)
+    mode = ("zip" if zipped else "grid") if axes else None
+    return StudyPlan(name, study_dir, chosen, profile, runs, _container_record(runs), resume,
+                     code=code, reference=ref, sweep={"mode": mode, "keys": [a.key for a in axes]},
+                     mail_user=mail_user)  # fmt: skip
+
+
+def _resolve(profile: str, variant: str, config_file: str | None, overrides: list[str],
+             point_sets: list[str]) -> Config:  # fmt: skip
+    """One point's config (seed 0); a bad --sweep value is named as such, in one line."""
+
+    def load(sets: list[str]) -> Config:
+        return load_config(profile=profile, variant=variant, config_file=config_file,
+                           overrides=[*overrides, *sets])  # fmt: skip
+
+    try:
+        return load([*point_sets, "train.seed=0"])
+    except ConfigError:
+        load([])  # the error is the user's --set, not the sweep: raise that one
+        for item in point_sets:
+            try:
+                load([item])
+            except ConfigError as e:
+                msg = str(e).split(": ", 1)[-1] if str(e).startswith("--set ") else str(e)
+                raise UsageError(f"--sweep {item}: {msg}") from None
+        raise
 
 
 def _active_runs(study_dir: Path) -> dict[tuple[str, int], str]:
@@ -221,80 +277,6 @@ def _container_record(runs: list[PlannedRun]) -> dict[str, Any]:
         return {"runtime": "none", "image": None, "sha256": None}
     image, sha = sorted(images)[0]
     return {"runtime": "apptainer", "image": image, "sha256": sha}
-
-
-# ----------------------------------------------------------------------------------------------
-# submitit parameters and sbatch text
-# ----------------------------------------------------------------------------------------------
-
-
-def _extra_flags(extra: list[str]) -> dict[str, Any]:
-    """['--exclusive', '--reservation=x'] → submitit's additional_parameters."""
-    out: dict[str, Any] = {}
-    for flag in extra:
-        m = re.match(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.+))?$", flag)
-        if not m:
-            raise UsageError(f"slurm.extra: {flag!r} is not of the form --name or --name=value")
-        out[m.group(1).replace("-", "_")] = m.group(2) if m.group(2) is not None else True
-    return out
-
-
-def slurm_parameters(s: SlurmConfig, *, job_name: str, collector: bool = False) -> dict[str, Any]:
-    """submitit SlurmExecutor parameters (native names) for one array group or the collector."""
-    setup = [f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}",
-             f"export T2S_SIGNAL_LEAD_S={s.signal_delay_s}"]  # fmt: skip
-    params: dict[str, Any] = {
-        "job_name": job_name,
-        "time": s.time_min if not collector else 30,
-        "nodes": 1 if collector else s.nodes,
-        "ntasks_per_node": 1 if collector else s.ranks_per_node(),
-        "cpus_per_task": 1 if collector else s.cpus_per_task,
-        "signal_delay_s": s.signal_delay_s,
-        "array_parallelism": s.array_parallelism,
-        "setup": setup,
-    }
-    for key in ("partition", "account", "qos"):
-        if getattr(s, key):
-            params[key] = getattr(s, key)
-    if not collector:
-        if s.gpus_per_node:
-            params["gpus_per_node"] = s.gpus_per_node
-        if s.mem_gb:
-            params["mem"] = (
-                f"{int(s.mem_gb)}GB" if s.mem_gb == int(s.mem_gb) else f"{int(s.mem_gb * 1024)}MB"
-            )
-        if s.constraint:
-            params["constraint"] = s.constraint
-        if s.extra:
-            params["additional_parameters"] = _extra_flags(s.extra)
-    return params
-
-
-def groups(runs: list[PlannedRun], max_array: int = 1001) -> list[list[PlannedRun]]:
-    """Runs with identical resources go into one job array; one of more than the cluster's
-    ``MaxArraySize`` tasks is split into several (all of them in the collector's afterany)."""
-    out: dict[str, list[PlannedRun]] = {}
-    for r in runs:
-        out.setdefault(r.slurm.model_dump_json(), []).append(r)
-    return [g[i : i + max_array] for g in out.values() for i in range(0, len(g), max_array)]
-
-
-def sbatch_texts(p: StudyPlan) -> list[str]:
-    """The sbatch scripts a submission would write (for --dry-run and the golden test)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    folder = p.dir.resolve() / "submitit" / "%j"
-    command = " ".join([sys.executable, "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    texts = []
-    for i, group in enumerate(groups(p.runs)):
-        params = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}")
-        texts.append(
-            _make_sbatch_string(command=command, folder=folder, map_count=len(group), **params)
-        )
-    params = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True)
-    params["additional_parameters"] = {"dependency": "afterany:<ARRAY_JOB_IDS>"}
-    texts.append(_make_sbatch_string(command=command, folder=folder, **params))
-    return texts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,15 +331,16 @@ def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]
 
 
 def _submit(p: StudyPlan, *, local_parallel: int | None) -> dict[str, Any]:
+    snapshot.build(p.code, REPO)  # before any job exists: they all import from it
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+        filter(None, [str(p.code_dir), os.environ.get("PYTHONPATH")])
     )
-    rec = _study_record(p)
+    rec = record.study_record(p)
     if p.executor == "slurm":
         array_ids = []
         for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
             ex = _executor(p)
-            native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}")
+            native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}", code=p.code_dir)
             ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
             ex._executor.max_num_timeout = group[0].slurm.max_requeues
             with ex.batch():
@@ -366,12 +349,13 @@ def _submit(p: StudyPlan, *, local_parallel: int | None) -> dict[str, Any]:
                 r.job_id = job.job_id
             array_ids.append(jobs[0].job_id.split("_")[0])
         ex = _executor(p)
-        native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True)
-        native["additional_parameters"] = {"dependency": "afterany:" + ":".join(array_ids)}
+        native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True,
+                                  code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
+        native["additional_parameters"]["dependency"] = "afterany:" + ":".join(array_ids)
         ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
         collector = ex.submit(CollectJob(), str(p.dir.resolve()))
         rec.update(array_job_ids=array_ids, collector_job_id=collector.job_id)
-        _write_record(p, rec)
+        record.write_runs(p, rec)
         return rec
     # Local: the very same job functions as subprocesses, a few at a time, then the collector.
     parallel = local_parallel or max(
@@ -380,61 +364,19 @@ def _submit(p: StudyPlan, *, local_parallel: int | None) -> dict[str, Any]:
     ex = _executor(p)
     ex.update_parameters(timeout_min=p.runs[0].slurm.time_min, tasks_per_node=1, nodes=1)
     pending = list(p.runs)
-    _write_record(p, rec)
+    record.write_runs(p, rec)
     while pending:
         wave, pending = pending[:parallel], pending[parallel:]
         jobs = [ex.submit(TrainJob(), r.spec) for r in wave]
         for r, job in zip(wave, jobs, strict=True):
             r.job_id = job.job_id
-        _write_record(p, rec)
+        record.write_runs(p, rec)
         for job in jobs:
             job.wait()
     collector = ex.submit(CollectJob(), str(p.dir.resolve()))
     rec["collector_job_id"] = collector.job_id
-    _write_record(p, rec)
+    record.write_runs(p, rec)
     collector.wait()
-    rec["failed_runs"] = [f"{r.spec.variant}/seed{r.spec.seed}" for r in p.runs
+    rec["failed_runs"] = [f"{r.spec.name}/seed{r.spec.seed}" for r in p.runs
                              if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
     return rec
-
-
-def _study_record(p: StudyPlan) -> dict[str, Any]:
-    old: dict[str, Any] = {}
-    if p.resume and (p.dir / "study.json").exists():
-        old = json.loads((p.dir / "study.json").read_text())
-    return {
-        "study": p.name,
-        "executor": p.executor,
-        "profile": p.profile,
-        "git": git_info(REPO),
-        "container": p.container,
-        "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": [shlex.quote(a) for a in p.argv],
-        "cwd": os.getcwd(),
-        "previous_submissions": old.get("previous_submissions", [])
-        + ([_strip(old)] if old else []),
-        "runs_all": old.get("runs_all") or [],
-    }
-
-
-def _strip(old: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in old.items() if k not in ("previous_submissions", "runs_all", "events")}
-
-
-def _write_record(p: StudyPlan, rec: dict[str, Any]) -> None:
-    """study.json := ``rec`` plus the runs (and the events launchers appended meanwhile)."""
-    runs = [{"variant": r.spec.variant, "seed": r.spec.seed, "run_dir": os.path.relpath(r.spec.run_dir, p.dir),
-             "config_hash": r.config_hash, "job_id": r.job_id,
-             "command": build_command(r.spec)} for r in p.runs]  # fmt: skip
-    known = {(r["variant"], r["seed"]) for r in runs}
-    rec["runs"] = runs
-    rec["runs_all"] = runs + [
-        r for r in rec.get("runs_all", []) if (r["variant"], r["seed"]) not in known
-    ]
-
-    def change(current: dict[str, Any]) -> None:
-        events = current.get("events", [])
-        current.clear()
-        current.update(rec, events=events)
-
-    record.update(p.dir, change)

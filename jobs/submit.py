@@ -3,6 +3,7 @@
     python jobs/submit.py --variants all --seeds 0,1,2 --profile full --partition gpu --account me
     python jobs/submit.py --variants baseline,no_ema --executor local --profile tiny   # no SLURM
     python jobs/submit.py --variants all --dry-run                  # print the sbatch scripts
+    python jobs/submit.py --variants baseline --sweep train.lr=1e-4,3e-4 --sweep ema.decay=0.99,0.999
 
 Bad input is one line on stderr, exit 2, and nothing is submitted.
 """
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the submit-time check of data.root and text.encoder (for data mounted only on "
         "the compute nodes)",
     )
+    w = p.add_argument_group("sweeps (README: 'Sweeps')")
+    w.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2",
+                   help="every value of a config key; repeated: the grid of all flags")  # fmt: skip
+    w.add_argument("--zip", action="store_true", help="pair the --sweep values instead of crossing")
+    w.add_argument("--reference", default=None, metavar="POINT",
+                   help="the point Δ and tests compare with (default: baseline, else the first)")  # fmt: skip
+    w.add_argument("--mail-user", default=None, metavar="ADDRESS",
+                   help="one mail when the study ends (the collector's END,FAIL)")  # fmt: skip
     r = p.add_argument_group("resources (override the profile's slurm.* config)")
     r.add_argument("--partition")
     r.add_argument("--account")
@@ -95,6 +104,12 @@ def resource_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def study_options(args: argparse.Namespace) -> dict:
+    """The sweep, reference and mail options of :func:`jobs.study.plan` (both submit doors)."""
+    return {"sweeps": args.sweeps, "zipped": args.zip, "reference": args.reference,
+            "mail_user": args.mail_user}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from jobs import study as S
@@ -105,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
             results=args.results, overrides=[*args.overrides, *resource_overrides(args)],
             config_file=args.config, executor=args.executor, resume=args.resume_study,
-            dry_run=args.dry_run, input_check=not args.no_input_check,
+            dry_run=args.dry_run, input_check=not args.no_input_check, **study_options(args),
         )  # fmt: skip
         if args.dry_run:
             print(
                 f"# study {p.name}: {len(p.runs)} runs, executor {p.executor} (dry run: nothing submitted)"
             )
-            for text in S.sbatch_texts(p):
+            from jobs.sbatch_params import sbatch_texts
+
+            for text in sbatch_texts(p):
                 print(text)
             return EXIT_OK
         record = S.submit(p, local_parallel=args.local_parallel)

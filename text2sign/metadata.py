@@ -15,7 +15,19 @@ from text2sign.rundir import now_iso
 
 
 def git_info(path: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the checkout holding the package (``unknown`` outside git)."""
+    """Commit and dirty flag of the checkout holding the package (``unknown`` outside git).
+
+    A package imported from a study's code snapshot (``jobs/snapshot.py``: ``CODE.json`` at its
+    root) reports the snapshot's record: it lies inside ``results/`` of some checkout, whose
+    HEAD at run time says nothing about the code that runs."""
+    if path is None:
+        frozen = Path(__file__).resolve().parents[1] / "CODE.json"
+        if frozen.is_file():
+            import json
+
+            code = json.loads(frozen.read_text())
+            return {"commit": code.get("commit", "unknown"), "dirty": code.get("dirty"),
+                    "diff_sha256": code.get("diff_sha256"), "snapshot": str(frozen.parent)}  # fmt: skip
     where = str(path or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(

@@ -236,7 +236,8 @@ def test_sbatch_train_from_a_fresh_shell_completes_with_its_log_in_the_run_dir(s
     assert [int(r["step"]) for r in read_metrics(path)] == list(range(1, 7))  # one row per step
     log = (path / f"slurm-{job}.out").read_text()
     assert f"[sbatch_job] job {job} (restart 0)" in log and "runtime none" in log
-    assert "/.venv/bin/python -m text2sign train" in log  # the project's Python, not PATH's
+    # The project's Python, not PATH's; -P: it imports the study's code snapshot, not the cwd.
+    assert "/.venv/bin/python -P -m text2sign train" in log
     assert "COMPLETED at step 6/6" in log and "run COMPLETED" in log
     assert sorted(REPO.glob("slurm-*.out")) == studies["strays"]  # nothing in the repository
     # The collector by hand, plain sbatch: its log is in the study folder.

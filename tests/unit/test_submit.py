@@ -5,9 +5,13 @@ Bad input is one line on stderr, exit 2, and nothing submitted (no study dir is 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,13 +28,23 @@ def submit(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
 
 
 def no_slurm_env() -> dict[str, str]:
-    """A PATH without sbatch/sinfo: a machine without SLURM (the real lookup, not a mock)."""
-    return {"PATH": str(Path(sys.executable).parent)}
+    """A PATH without sbatch/sinfo: a machine without SLURM (the real lookup, not a mock); git
+    stays (a folder holding only a link to it), as on a login node without SLURM."""
+    return {"PATH": os.pathsep.join([str(Path(sys.executable).parent), _git_only()])}
+
+
+@functools.cache
+def _git_only() -> str:
+    folder = Path(tempfile.mkdtemp(prefix="t2s_git_only_"))
+    (folder / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    return str(folder)
 
 
 def normalise(text: str, results: Path) -> str:
-    return (text.replace(str(results.resolve()), "<RESULTS>").replace(str(REPO), "<REPO>")
+    """Machine paths and the code snapshot's id (commit + diff hash) → placeholders."""
+    text = (text.replace(str(results.resolve()), "<RESULTS>").replace(str(REPO), "<REPO>")
             .replace(sys.executable, "<PYTHON>"))  # fmt: skip
+    return re.sub(r"/\.code/[0-9a-f]{12}(-[0-9a-f]{8})?", "/.code/<CODE>", text)
 
 
 def test_dry_run_prints_the_pinned_sbatch_scripts(tmp_path):

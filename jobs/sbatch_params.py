@@ -1,0 +1,110 @@
+"""A study's resources as sbatch parameters: submitit's native names, array groups, the scripts.
+
+Moved out of :mod:`jobs.study` (which plans and submits); ``jobs/sbatch_study.py`` renders the
+same resources as ``sbatch`` command lines. The jobs start in the study's frozen code snapshot
+(:mod:`jobs.snapshot`): ``--chdir`` and ``PYTHONPATH`` name it, so a job that waited in the queue
+imports the code of its submission, never the working tree of the moment it starts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from text2sign.config import SlurmConfig
+from text2sign.errors import UsageError
+
+if TYPE_CHECKING:
+    from jobs.study import PlannedRun, StudyPlan
+
+MAIL_TYPE = "END,FAIL"  # --mail-user: one mail per study, from the collector job
+
+
+def _extra_flags(extra: list[str]) -> dict[str, Any]:
+    """['--exclusive', '--reservation=x'] → submitit's additional_parameters."""
+    out: dict[str, Any] = {}
+    for flag in extra:
+        m = re.match(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.+))?$", flag)
+        if not m:
+            raise UsageError(f"slurm.extra: {flag!r} is not of the form --name or --name=value")
+        out[m.group(1).replace("-", "_")] = m.group(2) if m.group(2) is not None else True
+    return out
+
+
+def slurm_parameters(
+    s: SlurmConfig, *, job_name: str, code: Path, collector: bool = False,
+    mail_user: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """submitit SlurmExecutor parameters (native names) for one array group or the collector;
+    ``code``: the folder the job imports from (the snapshot, or the checkout without one)."""
+    setup = [f"export PYTHONPATH={shlex.quote(str(code))}${{PYTHONPATH:+:$PYTHONPATH}}",
+             f"export T2S_SIGNAL_LEAD_S={s.signal_delay_s}"]  # fmt: skip
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "time": s.time_min if not collector else 30,
+        "nodes": 1 if collector else s.nodes,
+        "ntasks_per_node": 1 if collector else s.ranks_per_node(),
+        "cpus_per_task": 1 if collector else s.cpus_per_task,
+        "signal_delay_s": s.signal_delay_s,
+        "array_parallelism": s.array_parallelism,
+        "setup": setup,
+        # `python -m submitit.core._submit` puts its cwd first on sys.path: the snapshot's.
+        "additional_parameters": {"chdir": str(code)},
+    }
+    for key in ("partition", "account", "qos"):
+        if getattr(s, key):
+            params[key] = getattr(s, key)
+    if collector and mail_user:
+        params.update(mail_type=MAIL_TYPE, mail_user=mail_user)
+    if not collector:
+        if s.gpus_per_node:
+            params["gpus_per_node"] = s.gpus_per_node
+        if s.mem_gb:
+            params["mem"] = (
+                f"{int(s.mem_gb)}GB" if s.mem_gb == int(s.mem_gb) else f"{int(s.mem_gb * 1024)}MB"
+            )
+        if s.constraint:
+            params["constraint"] = s.constraint
+        params["additional_parameters"].update(_extra_flags(s.extra))
+    return params
+
+
+def groups(runs: list[PlannedRun], max_array: int = 1001) -> list[list[PlannedRun]]:
+    """Runs with identical resources go into one job array; one of more than the cluster's
+    ``MaxArraySize`` tasks is split into several (all of them in the collector's afterany)."""
+    out: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        out.setdefault(r.slurm.model_dump_json(), []).append(r)
+    return [g[i : i + max_array] for g in out.values() for i in range(0, len(g), max_array)]
+
+
+def sbatch_texts(p: StudyPlan) -> list[str]:
+    """The sbatch scripts a submission would write (for --dry-run and the golden test)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    folder = p.dir.resolve() / "submitit" / "%j"
+    command = " ".join([sys.executable, "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    texts = []
+    for i, group in enumerate(groups(p.runs)):
+        params = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}", code=p.code_dir)
+        texts.append(
+            _make_sbatch_string(command=command, folder=folder, map_count=len(group), **params)
+        )
+    params = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True,
+                              code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
+    params["additional_parameters"]["dependency"] = "afterany:<ARRAY_JOB_IDS>"
+    texts.append(_make_sbatch_string(command=command, folder=folder, **params))
+    return texts
+
+
+MAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+
+
+def check_mail(address: str | None) -> str | None:
+    """``--mail-user``: a plausible address (``name@host[.domain]``), or a one-line error."""
+    if address is not None and not MAIL_RE.match(address):
+        raise UsageError(f"--mail-user {address!r}: not an e-mail address (e.g. me@example.org)")
+    return address
