@@ -98,6 +98,8 @@ def init(*, deepspeed_backend: bool = True) -> DistEnv:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         import deepspeed  # imported late: after DS_ACCELERATOR is set
 
+        if world == 1 and not torch.distributed.is_initialized():
+            _init_alone(backend)  # DeepSpeed then adopts this group
         deepspeed.init_distributed(dist_backend=backend, verbose=False)
     elif world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend=backend)
@@ -108,6 +110,13 @@ def init(*, deepspeed_backend: bool = True) -> DistEnv:
         device=device,
         backend=backend,
     )
+
+
+def _init_alone(backend: str) -> None:
+    """A world of one through an in-process store: no port to pick, so trainers started side by
+    side on one node (a local study, SLURM jobs sharing a node) never race for the same port."""
+    store = torch.distributed.HashStore()
+    torch.distributed.init_process_group(backend, store=store, rank=0, world_size=1)
 
 
 def current() -> tuple[int, int]:

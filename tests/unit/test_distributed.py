@@ -98,3 +98,29 @@ def test_shards_cover_every_item_once_and_differ_by_at_most_one():
 
 def test_gather_to_main_without_process_group_is_the_object():
     assert gather_to_main({"a": 1}) == [{"a": 1}]
+
+
+def test_a_world_of_one_needs_no_port():
+    """Side-by-side trainers on one node used to pick a port each and could collide ("address
+    already in use"); alone, the process group lives in an in-process store."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, torch, text2sign.distributed as d\n"
+        "env = d.init()\n"
+        "assert env.world_size == 1 and torch.distributed.is_initialized()\n"
+        "t = torch.ones(1); torch.distributed.all_reduce(t); assert t.item() == 1.0\n"
+        "print('ok', os.environ['MASTER_PORT'])\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}  # fmt: skip
+    with socket.socket() as taken:  # the port the trainer is told to use is already taken
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env.update(MASTER_PORT=str(port), DS_ACCELERATOR="cpu")
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"ok {port}"
