@@ -119,3 +119,16 @@ def ours_vs_peer(
         notes=notes,
         seconds=seconds,
     )
+
+
+def init_cpu_worker() -> None:
+    """In a benchmark's worker process: one torch thread, DeepSpeed on CPU (gloo), quiet logs."""
+    import os
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+    from deepspeed.utils import logger as ds_logger
+
+    ds_logger.setLevel("WARNING")
+    deepspeed.init_distributed(dist_backend="gloo", verbose=False)

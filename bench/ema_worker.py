@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from bench.common import init_cpu_worker
+
 FRAMES, SIZE, BATCH, TEXT_LEN, TEXT_DIM = 2, 8, 2, 8, 64
 DECAY = 0.5  # large steps: the EMA moves visibly, so fp32 and bf16 sources differ
 
@@ -112,16 +114,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
-    from deepspeed.utils import logger as ds_logger
+    init_cpu_worker()
 
     from text2sign import checkpoint
     from text2sign.models.ema import EMA
 
-    ds_logger.setLevel("WARNING")
-    deepspeed.init_distributed(dist_backend="gloo", verbose=False)
     rank, bf16 = int(os.environ["RANK"]), args.precision == "bf16"
     dtype = torch.bfloat16 if bf16 else torch.float32
     engine = build(args.stage, bf16)

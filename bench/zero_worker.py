@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.common import init_cpu_worker
+
 MASTER_ATTRS = (
     "fp32_groups",  # FP16_(Unfused)Optimizer: fp32 copies (stage 0)
     "fp32_groups_flat",  # FP16_Optimizer (fused) variant
@@ -154,15 +156,11 @@ def main() -> None:
     ap.add_argument("--bucket", type=float, default=None, help="override reduce_bucket_size")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    init_cpu_worker()
     import deepspeed
-    from deepspeed.utils import logger as ds_logger
 
     from text2sign.models.dit import DIT_PRESETS, VideoDiT, count_parameters
 
-    ds_logger.setLevel("WARNING")
-    deepspeed.init_distributed(dist_backend="gloo", verbose=False)
     torch.manual_seed(0)
     # Input size does not change the bytes counted (only parameter shapes do): keep it small.
     frames, size, batch, text_len, text_dim = 2, 8, 1, 16, 64
