@@ -123,6 +123,7 @@ def ours_vs_peer(
 
 def init_cpu_worker() -> None:
     """In a benchmark's worker process: one torch thread, DeepSpeed on CPU (gloo), quiet logs."""
+    import atexit
     import os
 
     torch.set_num_threads(1)
@@ -132,3 +133,6 @@ def init_cpu_worker() -> None:
 
     ds_logger.setLevel("WARNING")
     deepspeed.init_distributed(dist_backend="gloo", verbose=False)
+    # Leave the group before interpreter shutdown: left to it, a rank was seen to abort at exit
+    # (SIGABRT after its result was written), which failed the whole torchrun launch.
+    atexit.register(torch.distributed.destroy_process_group)
