@@ -26,12 +26,13 @@ def run() -> Section:
         method="\n\n".join(parts),
         columns=[],
         rows=[],
+        # The recorded file is the measurement: no result is restated (or judged) in code.
         goals=[
             Goal(
-                metric=f"SIGUSR2 resume on CUDA ({device})",
-                value="identical losses",
-                goal="steps once, losses compared",
-                met=True,
+                metric=f"GPU lifecycle check ({device}, {date})",
+                value="see the recorded table",
+                goal="-",
+                met=None,
             )
         ],  # fmt: skip
         notes=[],
