@@ -122,7 +122,7 @@ container-cpu:  ## build CPU_IMAGE (Debian bookworm + CPU torch, containers/text
 	bash containers/build-image.sh containers/text2sign-cpu.def "$$CPU_IMAGE" "$$TORCH"
 
 container-check: $(STAMP)  ## parse-check containers/text2sign.def (spython) against setup.cfg
-	$(PY) -m pytest -q tests/unit/test_container.py
+	$(PY) -m pytest -q tests/unit/jobs/test_container.py
 
 clean:  ## remove the venv and generated data (never results/)
 	rm -rf $(VENV) data *.egg-info

@@ -1,6 +1,6 @@
 """The collector over 1,000 fabricated run dirs, each with a 2,000-row training_metrics.csv.
 
-Ours: ``text2sign.collect.collect(study)`` end to end (discovery, every status/summary/evaluation/
+Ours: ``text2sign.study.collect.collect(study)`` end to end (discovery, every status/summary/evaluation/
 metadata file, the paired statistics with Holm's correction over 250 matched seeds per point,
 the long CSV, the cost and provenance sections, the tables, the report and both plots). Peer: the
 bare lower bound of the same input, every CSV read once with ``pandas.read_csv``. The run dirs hold
@@ -67,7 +67,7 @@ def fabricate(study: Path) -> None:
 
 
 def run() -> Section:
-    from text2sign.collect import collect
+    from text2sign.study.collect import collect
 
     start = time.perf_counter()
     ours, peer = [], []

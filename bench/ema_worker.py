@@ -116,8 +116,9 @@ def main() -> None:
     args = ap.parse_args()
     init_cpu_worker()
 
-    from text2sign import checkpoint
     from text2sign.models.ema import EMA
+    from text2sign.run import weights
+    from text2sign.training import checkpoint
 
     rank, bf16 = int(os.environ["RANK"]), args.precision == "bf16"
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -145,7 +146,7 @@ def main() -> None:
         client = {"step": args.steps, "world_size": 2, "config_hash": "h", "ema": ema.state_dict()}
         tag = checkpoint.save(engine, ckpt, step=args.steps, rank=rank, client_state=client, keep=1)
         stats["checkpoint_ema_bytes"] = nbytes(client["ema"]["shards"])
-        result["offline"] = checkpoint.read_ema(ckpt, tag)  # what sampling reads, no engine
+        result["offline"] = weights.read_ema(ckpt, tag)  # what sampling reads, no engine
         result["saved"] = ema.full_state_dict()
         for step in range(args.steps + 1, args.steps + 3):
             train_step(engine, step, dtype)

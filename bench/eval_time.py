@@ -1,7 +1,7 @@
 """Evaluation wall time per run at the tiny profile.
 
 A tiny baseline run is trained briefly (fp32, 50 steps, 1 rank, no samples, no evaluation) on a
-synthetic set; then ``text2sign.evaluate.evaluate(run_dir)`` is timed end to end with the tiny
+synthetic set; then ``text2sign.evaluation.evaluate.evaluate(run_dir)`` is timed end to end with the tiny
 profile's settings (32 validation clips, 25 DDIM steps, 3 timed videos, the conditioning audit's
 three sampling passes, PSNR/SSIM/temporal metrics; FVD and LPIPS are N/A here and cost nothing).
 Peer: one DDIM sampling pass over the same 32 captions, the unit of work evaluation repeats.
@@ -24,8 +24,8 @@ REPEATS = 3
 
 def run() -> Section:
     from text2sign.data import generate
-    from text2sign.evaluate import evaluate
-    from text2sign.sampling import load_run_for_sampling, make_diffusion, sample_videos
+    from text2sign.evaluation.evaluate import evaluate
+    from text2sign.evaluation.sampling import load_run_for_sampling, make_diffusion, sample_videos
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="t2s_bench_eval_") as tmp:

@@ -4,7 +4,7 @@ The `full` profile's DiT (d14, 16x64x64, 50 DDIM steps, its guidance scale) with
 speed does not depend on the weights. The text encoder is the tiny DistilBERT stand-in (no weights
 can be downloaded here); it runs once per video against 50+ DiT forwards, so it barely counts.
 Times single clips (what ``inference_s_per_video`` reports) and a batch of ``eval.batch_size``
-clips, through the very functions evaluation uses (:mod:`text2sign.inference`), then estimates
+clips, through the very functions evaluation uses (:mod:`text2sign.evaluation.inference`), then estimates
 the whole evaluation (``eval.num_videos`` clips x 3 audit passes) per GPU.
 
 ``python -m bench.gpu_eval_time --json OUT.json``; without CUDA: ``skipped: no CUDA``, exit 0.
@@ -24,9 +24,9 @@ import torch
 def measure(clips: int = 4, device: str = "cuda", profile: str = "full") -> dict:
     """Time sampling on ``device`` (CPU only to check this script, with the tiny profile)."""
     from text2sign.config import load_config
-    from text2sign.inference import PeakMemory, device_name, time_sampling
-    from text2sign.modeling import build_model
-    from text2sign.sampling import initial_noise, make_diffusion, sample_videos
+    from text2sign.evaluation.inference import PeakMemory, device_name, time_sampling
+    from text2sign.evaluation.sampling import initial_noise, make_diffusion, sample_videos
+    from text2sign.models.build import build_model
 
     cfg = load_config(profile=profile, overrides=["text.encoder=tiny"])
     device = torch.device(device)

@@ -52,7 +52,7 @@ def train_steps(preset: str, steps: int, compile: bool = False) -> dict[str, flo
     import deepspeed
 
     from text2sign.models.dit import VideoDiT, get_preset
-    from text2sign.telemetry import NVMLReader, torch_device_uuids
+    from text2sign.run.telemetry import NVMLReader, torch_device_uuids
 
     deepspeed.init_distributed(dist_backend="nccl", verbose=False)
     p = get_preset(preset)

@@ -3,7 +3,7 @@
 ``python jobs/submit.py --variants all`` typed in a shell without ``OMP_NUM_THREADS`` used to start
 one thread per host core in every trainer (15 on this 2-core machine), so three 1-CPU runs fought
 over the cores. The trainer now sizes its threads from the job's allocation
-(:mod:`text2sign.threads`). Measured here: the same 3-run study (tiny profile, 1 CPU per run, all
+(:mod:`text2sign.runtime.threads`). Measured here: the same 3-run study (tiny profile, 1 CPU per run, all
 three running at once on the local cluster) submitted twice, from an environment with
 ``OMP_NUM_THREADS=1`` (the peer: what ``make submit`` exports) and from one without it; aggregate
 steps/s = sum over the runs of steps / training-loop time (summary.json). Goal: equal within noise.

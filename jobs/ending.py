@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs import record
-from text2sign import slurm_query
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, EXIT_USAGE
-from text2sign.rundir import RunDir
-from text2sign.runlock import RunLock
+from text2sign.run.rundir import RunDir
+from text2sign.run.runlock import RunLock
+from text2sign.study import slurm_query
 
 if TYPE_CHECKING:
     from jobs.launcher import RunSpec

@@ -39,7 +39,7 @@ import submitit
 from jobs.container import ContainerSpec, container_argv
 from jobs.ending import JobContext
 from jobs.supervisor import Supervisor
-from text2sign.rundir import RunDir
+from text2sign.run.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class CollectJob:
     """The collector as a job: tables + report of the whole study."""
 
     def __call__(self, study_dir: str) -> str:
-        from text2sign.collect import collect
+        from text2sign.study.collect import collect
 
         collect(Path(study_dir))
         return str(Path(study_dir) / "comparison_table.md")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from text2sign import atomic
-from text2sign.metadata import git_info
-from text2sign.rundir import now_iso
+from text2sign.run.metadata import git_info
+from text2sign.run.rundir import now_iso
 
 if TYPE_CHECKING:
     from jobs.study import StudyPlan

@@ -40,7 +40,7 @@ from jobs.ending import JobContext
 from jobs.launcher import ContainerSpec, RunSpec, build_command, describe, trainer_env
 from jobs.supervisor import Supervisor
 from text2sign.errors import EXIT_OK, EXIT_REQUEUE, EXIT_USAGE
-from text2sign.rundir import RunDir
+from text2sign.run.rundir import RunDir
 
 TASKS_VERSION = 1
 POLL_S = 0.5

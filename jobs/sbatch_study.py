@@ -125,7 +125,7 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
     from jobs import record, snapshot
     from jobs import study as S
     from jobs.sbatch_job import write_tasks
-    from text2sign import slurm_query
+    from text2sign.study import slurm_query
 
     study_dir = p.dir.resolve()
     max_array = slurm_query.max_array_size() if not dry_run else 1001

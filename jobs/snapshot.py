@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 SNAPSHOT_DIR = ".code"
-RECORD_FILE = "CODE.json"  # at the snapshot's root: what text2sign.metadata reports as git
+RECORD_FILE = "CODE.json"  # at the snapshot's root: what text2sign.run.metadata reports as git
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ python jobs/status.py results/<study> [--follow] [--cancel]
 ``state`` is the run's own word (written by the trainer or the launcher; the collector fills it
 from sacct for jobs that ended before any of them could). ``slurm`` is the job as SLURM sees it.
 sacct is asked once per refresh for the whole study, at most every 30 s (see
-:class:`text2sign.slurm_query.SacctPoller`); progress comes from the run dirs at every refresh.
+:class:`text2sign.study.slurm_query.SacctPoller`); progress comes from the run dirs at every refresh.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs import record  # noqa: E402
-from text2sign.cost import fmt_hours, job_cost, status_footer  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
-from text2sign.rundir import TERMINAL as RUN_ENDED  # noqa: E402
-from text2sign.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
+from text2sign.run.rundir import TERMINAL as RUN_ENDED  # noqa: E402
+from text2sign.study.cost import fmt_hours, job_cost, status_footer  # noqa: E402
+from text2sign.study.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
 COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "cost", "step",
            "loss", "samples/s", "peak MiB", "ETA", "reason")  # fmt: skip

@@ -27,10 +27,10 @@ from jobs import record, snapshot, sweep
 from jobs.inputs import check_inputs
 from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob
 from jobs.sbatch_params import _extra_flags, check_mail, groups, slurm_parameters
-from text2sign import slurm_query
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import ConfigError, UsageError
-from text2sign.rundir import RunDir, checkpoint_meta
+from text2sign.run.rundir import RunDir, checkpoint_meta
+from text2sign.study import slurm_query
 
 REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")

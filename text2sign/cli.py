@@ -38,7 +38,7 @@ def _inference_env(requested: str | None):
     device: ``requested`` (validated) or this rank's default. Returns (device, is_main)."""
     import torch
 
-    from text2sign import distributed, threads
+    from text2sign.runtime import distributed, threads
 
     env = distributed.init(deepspeed_backend=False)
     threads.apply()
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from text2sign.config import load_config
-    from text2sign.train import train
+    from text2sign.training.train import train
 
     cfg = load_config(
         profile=args.profile,
@@ -118,8 +118,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from text2sign.inference import sample_shared
-    from text2sign.sampling import (
+    from text2sign.evaluation.inference import sample_shared
+    from text2sign.evaluation.sampling import (
         initial_noise,
         load_run_for_sampling,
         make_diffusion,
@@ -183,7 +183,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from text2sign.evaluate import evaluate, format_metrics
+    from text2sign.evaluation.evaluate import evaluate, format_metrics
 
     device, is_main = _inference_env(args.device)
     result = evaluate(args.run_dir, num_videos=args.num_videos, device=device)
@@ -196,7 +196,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from text2sign.collect import collect
+    from text2sign.study.collect import collect
 
     collect(args.study, plots=not args.no_plots)
     print((args.study / "comparison_table.md").read_text(), end="")
@@ -236,7 +236,7 @@ def _leave_process_group() -> None:
     after a clean one-line error."""
     if "torch" not in sys.modules:  # the command never imported torch
         return
-    from text2sign.distributed import shutdown
+    from text2sign.runtime.distributed import shutdown
 
     shutdown()
 

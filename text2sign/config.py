@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from text2sign.errors import ConfigError
+from text2sign.presets import DIT_PRESETS  # torch-free: submitting a study never imports torch
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
@@ -58,8 +59,6 @@ class ModelConfig(Section):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str) -> str:
-        from text2sign.models.presets import DIT_PRESETS  # torch-free
-
         if v not in DIT_PRESETS:
             raise ValueError(f"unknown preset {v!r}; valid: {', '.join(DIT_PRESETS)}")
         return v
@@ -88,7 +87,7 @@ class DiffusionConfig(Section):
     max_beta: float = Field(0.999, gt=0.0, lt=1.0, description="Clamp on beta_t.")
     prediction: Literal["eps", "v"] = Field(
         "v",
-        description="Network output: eps (noise) or v (weights every noise level; see diffusion.py).",
+        description="Network output: eps (noise) or v (weights every noise level; see text2sign/models/diffusion.py).",
     )
     timestep_sampling: Literal["uniform", "high_noise"] = Field(
         "uniform",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from text2sign.metadata import container_info, git_info, versions
+from text2sign.run.metadata import container_info, git_info, versions
 
 
 def _nvml_lines() -> list[str]:

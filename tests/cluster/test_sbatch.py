@@ -29,7 +29,7 @@ from tests.cluster.conftest import (
     wait_for,
 )
 from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
-from text2sign.checkpoint import fp32_weights
+from text2sign.run.weights import fp32_weights
 
 pytestmark = pytest.mark.cluster
 STEPS = 120  # the requeue test's run length (and its uninterrupted reference's), bf16

@@ -19,7 +19,7 @@ import torch
 from jobs.status import render, table
 from tests.cluster.conftest import TERMINAL, WAIT_S, sacct, submit, wait_for
 from tests.conftest import read_metrics
-from text2sign.checkpoint import fp32_weights
+from text2sign.run.weights import fp32_weights
 
 pytestmark = pytest.mark.cluster
 STEPS = 60  # the requeue test's run length (and its uninterrupted reference's)

@@ -20,7 +20,7 @@ import yaml
 from jobs.study import NAME_RE
 from tests.cluster.conftest import job_env, sacct, squeue_names, submit, submit_cmd, wait_for
 from tests.conftest import REPO
-from text2sign import slurm_query
+from text2sign.study import slurm_query
 
 pytestmark = pytest.mark.cluster
 SHORT = ["--set", "train.max_steps=2", "--set", "eval.enabled=false",

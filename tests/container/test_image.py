@@ -15,7 +15,7 @@ import pytest
 
 from jobs import container as C
 from tests.conftest import REPO, TINY_TEST_SETS
-from tests.unit.test_container import _make_torch, _pins
+from tests.unit.jobs.test_container import _make_torch, _pins
 
 pytestmark = pytest.mark.container
 HUB_ID = "t2s-test/tiny-distilbert"

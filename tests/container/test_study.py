@@ -23,7 +23,7 @@ import torch
 from jobs.container import sha256
 from tests.cluster.conftest import TERMINAL, WAIT_S, sacct, slurm, wait_for  # noqa: F401
 from tests.conftest import REPO, TINY_TEST_SETS, read_metrics
-from text2sign.checkpoint import fp32_weights
+from text2sign.run.weights import fp32_weights
 
 # Jobs may queue behind other studies on the shared 2-node cluster: more than the default 600 s.
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]

@@ -25,10 +25,10 @@ import pytest
 import torch
 
 from tests.conftest import REPO, read_metrics, run_train, train_cmd, train_env
-from text2sign.checkpoint import fp32_weights, read_client_state, read_ema
 from text2sign.config import load_resolved
 from text2sign.errors import EXIT_REQUEUE
-from text2sign.modeling import build_model
+from text2sign.models.build import build_model
+from text2sign.run.weights import fp32_weights, read_client_state, read_ema
 
 pytestmark = pytest.mark.integration
 

@@ -47,7 +47,7 @@ def detect_blobs(
     hand is penalised, not ignored (``fill_missing``).
 
     On the synthetic generator's own frames the error is at most 0.0071 of the frame at 32 px
-    and 0.0078 at 16 px (measured over all 64 captions; tests/unit/test_metrics_keypoints.py).
+    and 0.0078 at 16 px (measured over all 64 captions; tests/unit/metrics/test_keypoints.py).
     The residual is the head disc clipped by the top border at some signer offsets, and GIF
     quantisation / downscaling.
     """

@@ -1,5 +1,5 @@
-"""Models: the text-conditioned video DiT, the text encoder and the weight EMA.
+"""Models: the text-conditioned video DiT, the text encoder, the weight EMA and the diffusion process.
 
-Import from the submodules (``text2sign.models.dit`` ...): this package stays import-light so
-that ``text2sign.models.presets`` (used by config validation and job submission) needs no torch.
+Import from the submodules (``text2sign.models.dit`` ...); ``build.py`` assembles the whole model
+from a config. The size presets the config names live in :mod:`text2sign.presets`, torch-free.
 """

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from text2sign.errors import ConfigError
-from text2sign.models.presets import DIT_PRESETS, DiTPreset, get_preset  # noqa: F401 (re-export)
+from text2sign.presets import DIT_PRESETS, DiTPreset, get_preset  # noqa: F401 (re-export)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

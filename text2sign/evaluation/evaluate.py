@@ -1,0 +1,223 @@
+"""``python -m text2sign evaluate --run-dir DIR``: every number measured, or N/A with the reason.
+
+Samples one video per validation clip (DDIM, fixed seed, EMA weights when EMA is on) and compares
+it with that clip's reference video:
+
+* inference: median seconds per video (after a warm-up) and peak memory, on the device that
+  sampled, named in the result;
+* parameters: total and trainable, DiT and text encoder separately;
+* PSNR, SSIM (per video, vs the reference of the same caption), temporal consistency;
+* FVD (I3D torchscript from ``eval.i3d_path``) and LPIPS (AlexNet from TORCH_HOME), else N/A;
+* on the synthetic dataset: DTW-MJE of the detected hand blobs against the ground-truth keypoints,
+  and the conditioning audit (:mod:`text2sign.evaluation.audit`).
+
+Sampling is shared by the job's ranks (:mod:`text2sign.evaluation.inference`): each rank samples its share of
+the clips, for every audit pass, on its own device; rank 0 scores and writes
+``evaluation_metrics.json`` and ``evaluation_metrics.csv`` in the run dir. Run it alone
+(``--device cuda``) or under ``torchrun --nproc-per-node N``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import numpy as np
+import torch
+
+from text2sign import atomic
+from text2sign.config import Config
+from text2sign.data import open_dataset
+from text2sign.evaluation import audit as audit_mod
+from text2sign.evaluation.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
+from text2sign.evaluation.inference import (
+    DeviceReport,
+    PeakMemory,
+    device_name,
+    gather_reports,
+    sample_shared,
+    time_sampling,
+)
+from text2sign.evaluation.sampling import initial_noise, load_run_for_sampling, make_diffusion
+from text2sign.metrics.fvd import fvd
+from text2sign.metrics.image import psnr, ssim, temporal_consistency
+from text2sign.metrics.lpips_metric import lpips_distance
+from text2sign.metrics.result import Metric
+from text2sign.runtime import distributed
+
+EVAL_JSON, EVAL_CSV = "evaluation_metrics.json", "evaluation_metrics.csv"
+
+
+def default_device() -> torch.device:
+    """This process's device: CUDA (LOCAL_RANK mod visible devices) when there is one, else CPU."""
+    import os
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return distributed.pick_device(int(os.environ.get("LOCAL_RANK", "0")), visible)
+
+
+def _reference_keypoints(root: Path, name: str, frames: int) -> np.ndarray | None:
+    path = root / f"{name}.keypoints.json"
+    if not path.exists():
+        return None
+    xy = np.asarray(json.loads(path.read_text())["xy"], dtype=np.float64)  # (T0, K, 2)
+    if len(xy) >= frames:
+        return xy[:frames]
+    return np.concatenate([xy, np.repeat(xy[-1:], frames - len(xy), axis=0)])  # like the loader
+
+
+def evaluate(
+    run_dir: Path, *, num_videos: int | None = None, device: torch.device | str | None = None
+) -> dict[str, Any] | None:
+    """Evaluate the latest checkpoint of ``run_dir``: the result on rank 0, None on other ranks.
+
+    Collective under torch.distributed: every rank calls it and samples its share on ``device``
+    (default: :func:`default_device`).
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device) if device is not None else default_device()
+    rank, world = distributed.current()
+    cfg, built, weights = load_run_for_sampling(run_dir)
+    ev = cfg.eval
+    diffusion = make_diffusion(cfg)
+    _, val = open_dataset(
+        cfg.data.root, num_frames=cfg.data.num_frames, size=cfg.data.image_size,
+        val_fraction=cfg.data.val_fraction, cache_dir=cfg.data.cache_dir, seed=cfg.data.split_seed,
+    )  # fmt: skip
+    n = min(num_videos or ev.num_videos, len(val))
+    if n == 0:
+        raise ValueError(f"{run_dir}: the validation split is empty (data.val_fraction)")
+    items = [val[i] for i in range(n)]
+    captions = [it["caption"] for it in items]
+    noise = initial_noise(cfg, n, ev.seed)  # (N, T, C, H, W): clip i's noise on every rank
+    root = Path(cfg.data.root)
+    ref_kps = [_reference_keypoints(root, it["name"], cfg.data.num_frames) for it in items]
+
+    # -- sampling: every rank, its share, on its device ----------------------------------------
+    memory = PeakMemory(device).start()
+    times = time_sampling(built, diffusion, captions, noise, cfg=cfg, device=device,
+                          repeats=ev.timing_videos)  # fmt: skip
+    if all(k is not None for k in ref_kps):
+        passes, perm = audit_mod.conditions(captions, ev.seed)
+    else:
+        passes, perm = {"correct": captions}, []
+    videos = {
+        name: sample_shared(built, diffusion, caps, noise, cfg=cfg, device=device,
+                            batch_size=ev.batch_size)
+        for name, caps in passes.items()
+    }  # fmt: skip
+    mine = len(distributed.shard(n, rank, world)) * len(passes)
+    report = DeviceReport(rank, str(device), device_name(device), mine, times, memory.peak(),
+                          memory.kind)  # fmt: skip
+    reports = gather_reports(report)
+    if rank != 0:
+        return None
+
+    # -- scoring: rank 0 ---------------------------------------------------------------------
+    refs = np.stack(
+        [((it["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for it in items]
+    )
+    if perm:
+        audit_metrics, detail = audit_mod.score(videos, ref_kps, perm)
+    else:
+        reason = "no ground-truth keypoints (NAME.keypoints.json): not the synthetic dataset"
+        audit_metrics, detail = {k: Metric.na(reason) for k in audit_mod.KEYS}, {}
+    fakes = videos["correct"]
+    metrics: dict[str, Metric] = {}
+    metrics["psnr"] = mean_metric([psnr(f, r) for f, r in zip(fakes, refs, strict=True)], "PSNR")
+    metrics["ssim"] = mean_metric([ssim(f, r) for f, r in zip(fakes, refs, strict=True)], "SSIM")
+    temporal = [temporal_consistency(f) for f in fakes]
+    metrics["temporal_cos"] = mean_metric([tc["cosine"] for tc in temporal], "cosine")
+    metrics["temporal_l1"] = mean_metric([tc["l1"] for tc in temporal], "L1")
+    metrics["reference_temporal_cos"] = mean_metric(
+        [temporal_consistency(r)["cosine"] for r in refs], "cosine"
+    )
+    metrics["fvd"] = fvd(refs, fakes, ev.i3d_path)
+    metrics["lpips"] = lpips_distance(refs, fakes, torch_home=ev.torch_home, resize_to=64)
+    metrics.update(audit_metrics)
+    top = max(reports, key=lambda r: r.peak_bytes)
+    metrics["inference_s_per_video"] = Metric.of(
+        median(t for r in reports for t in r.seconds_per_video)
+    )
+    metrics["inference_peak_memory_bytes"] = Metric.of(top.peak_bytes)
+    counts = built.parameter_counts()
+    result = {
+        "weights": weights,
+        "num_videos": n,
+        "seed": ev.seed,
+        "sample_steps": cfg.diffusion.sample_steps,
+        "guidance_scale": cfg.diffusion.guidance_scale,
+        "inference_peak_memory_kind": top.peak_kind,
+        "inference_device": f"{top.device} ({top.name})",
+        "inference_ranks": [r.to_json() for r in reports],
+        "parameters": counts,
+        "metrics": {k: m.to_json() for k, m in metrics.items()},
+        "audit": detail,
+        "definitions": DEFINITIONS,
+    }
+    atomic.write_json(run_dir / EVAL_JSON, result)
+    rows = ["metric,value,reason"] + [
+        f'{k},{"" if m.value is None else m.value},"{m.reason}"' for k, m in metrics.items()
+    ]
+    rows += [f"{k},{v}," for k, v in counts.items()]
+    rows += [f'inference_device,,"{result["inference_device"]}"']
+    atomic.write_text(run_dir / EVAL_CSV, "\n".join(rows) + "\n")
+    return result
+
+
+DEFINITIONS = {
+    "psnr": "mean over videos of PSNR (dB, uint8 range) between the generated and reference video",
+    "ssim": "mean over videos of SSIM (Gaussian 11x11, sigma 1.5; mean over frames and channels)",
+    "temporal_cos": "mean cosine similarity of consecutive generated frames (pixels scaled to [-1, 1])",
+    "temporal_l1": "mean absolute difference of consecutive generated frames (0-255 units)",
+    "reference_temporal_cos": "temporal_cos of the reference videos, for context",
+    "fvd": "Frechet distance of I3D features (StyleGAN-V torchscript), reference vs generated",
+    "lpips": "mean LPIPS (AlexNet) over paired frames resized to 64 px",
+    "dtw_mje": "DTW mean joint error of detected hand/head blobs vs ground truth (fraction of frame)",
+    "dtw_mje_shuffled": "dtw_mje when each clip is sampled with another clip's caption (same noise)",
+    "dtw_mje_empty": "dtw_mje when every clip is sampled with the empty caption (same noise)",
+    "audit_gap": "mean over clips of dtw_mje_shuffled - dtw_mje (> 0: the caption drives the motion)",
+    "audit_p": "one-sided paired Wilcoxon signed-rank p-value of shuffled > correct",
+    "inference_s_per_video": "median seconds to sample one video on the job's device (after one "
+    "warm-up; pooled over the ranks, each timing its own device)",
+    "inference_peak_memory_bytes": "peak CUDA allocation, or process RSS on CPU, while sampling: "
+    "the largest over the ranks (inference_device names it)",
+}
+
+
+def format_metrics(result: dict[str, Any]) -> str:
+    """One line per metric: value, or N/A (reason)."""
+    lines = [f"weights: {result['weights']}, {result['num_videos']} videos, seed {result['seed']}"]
+    for key, m in result["metrics"].items():
+        shown = f"{m['value']:.6g}" if m["value"] is not None else f"N/A ({m['reason']})"
+        lines.append(f"  {key:28s} {shown}")
+    return "\n".join(lines)
+
+
+def hparams(cfg: Config) -> dict[str, Any]:
+    """The hyper-parameters shown in TensorBoard's HParams tab."""
+    return {
+        "variant": cfg.variant, "seed": cfg.train.seed, "profile": cfg.profile,
+        # Booleans as strings: torch's add_hparams would store a bool as the number 0/1.
+        "text_finetune": str(cfg.text.finetune).lower(), "ema": str(cfg.ema.enabled).lower(),
+        "ema_decay": cfg.ema.decay,
+        "lr": cfg.train.lr, "batch_size": cfg.train.batch_size, "zero_stage": cfg.train.zero_stage,
+        "precision": cfg.train.precision, "preset": cfg.model.preset,
+        "max_steps": cfg.train.max_steps or 0,
+    }  # fmt: skip
+
+
+def log_hparams(
+    run_dir: Path, cfg: Config, result: dict[str, Any], final_loss: float | None
+) -> None:
+    """HParams plugin: hyper-parameters with the final metrics (N/A metrics are left out)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    metrics = {f"eval/{k}": m["value"] for k, m in result["metrics"].items()
+               if m["value"] is not None and np.isfinite(m["value"])}  # fmt: skip
+    if final_loss is not None:
+        metrics["eval/final_loss"] = final_loss
+    with SummaryWriter(log_dir=str(run_dir / "tb")) as tb:
+        tb.add_hparams(hparams(cfg), metrics, run_name="hparams")

@@ -1,0 +1,97 @@
+"""One trainer per run dir: an exclusive ``flock`` on ``RUN/.lock`` held for the run's life.
+
+The holder writes who it is (job, host, pid, since) into the lock file, so a second trainer can
+name it in its one-line error. The kernel drops the lock when the holder exits or is killed
+(SIGKILL, OOM killer), so a crashed run never leaves a stale lock behind. ``flock`` works on local
+file systems, NFSv4 and Lustre mounted with ``-o flock`` (see README "Results layout").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from text2sign.errors import RunDirError
+
+if TYPE_CHECKING:
+    from text2sign.config import Config
+    from text2sign.run.rundir import RunDir
+
+
+def job_identity() -> dict[str, Any]:
+    """Who this process is, as SLURM (or the machine) names it."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    host = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    return {"job_id": job, "node": host, "pid": os.getpid()}
+
+
+class RunLock:
+    """``with RunLock(run_dir):`` or ``acquire()``/``release()``; raises ``RunDirError`` if held."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self, *, since: str = "") -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(f"{self.path.parent}: {self.describe_holder()}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({**job_identity(), "since": since}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def try_acquire(self) -> bool:
+        """Acquire if free; False (nothing raised) when another process holds it."""
+        try:
+            self.acquire()
+        except RunDirError:
+            return False
+        return True
+
+    def describe_holder(self) -> str:
+        try:
+            h = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            h = {}
+        job = f"job {h['job_id']}" if h.get("job_id") else "a process without a SLURM job"
+        return (
+            f"held by another trainer ({job} on {h.get('node', '?')}, pid {h.get('pid', '?')}, "
+            f"since {h.get('since') or '?'}); wait for it to end or cancel it"
+        )
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim(run: RunDir, cfg: Config) -> RunLock:
+    """Rank 0: hold the run dir for this trainer (exit 2 if another holds it), then check that
+    it holds this config (exit 2 if not). Nothing is written into a run dir we do not own."""
+    from text2sign.run.rundir import now_iso
+
+    lock = RunLock(run.path).acquire(since=now_iso())
+    try:
+        run.prepare(cfg)
+    except BaseException:
+        lock.release()
+        raise
+    return lock

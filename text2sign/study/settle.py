@@ -1,0 +1,76 @@
+"""The collector's last word: runs whose SLURM job ended before the run could say how.
+
+A job cancelled while pending, killed with its node, or ended by SLURM while the launcher itself
+was killed leaves ``status.json`` at PENDING/RUNNING/PREEMPTED (or no run dir at all). After the
+jobs have ended (the collector runs ``afterany``), sacct knows how each ended; this module writes
+that into the run's ``status.json``, with a reason saying where it came from. It never writes into
+a run dir that a trainer holds (the run-dir lock) or that holds another config.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from text2sign.run.rundir import TERMINAL, RunDir
+from text2sign.run.runlock import RunLock
+from text2sign.study import slurm_query
+
+log = logging.getLogger("text2sign")
+
+# SLURM's final job state → the run state it means when the run itself wrote nothing.
+RUN_STATE = {
+    "CANCELLED": "CANCELLED",
+    "TIMEOUT": "TIMEOUT",
+    "DEADLINE": "TIMEOUT",
+    "PREEMPTED": "CANCELLED",
+}  # fmt: skip  (everything else: FAILED)
+
+
+def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | None = None) -> int:
+    """Write the ending of every run of ``plan`` (study.json) whose job has ended silently.
+
+    ``jobs`` is sacct's view (:func:`text2sign.study.slurm_query.summarize`) when the caller already
+    asked for the whole study; else sacct is asked for the open runs. Returns how many runs were
+    settled. Without SLURM (a local study) there is nothing to ask.
+    """
+    if plan.get("executor") != "slurm" or not slurm_query.available():
+        return 0
+    runs = plan.get("runs_all") or plan.get("runs", [])
+    open_runs = [r for r in runs
+                 if RunDir(study / r["run_dir"]).read_status().get("state") not in TERMINAL]  # fmt: skip
+    if not open_runs:
+        return 0
+    if jobs is None:
+        jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in open_runs]))
+    settled = 0
+    for r in open_runs:
+        job = jobs.get(str(r.get("job_id")))
+        if not job or job["state"] not in slurm_query.ENDED:
+            continue
+        if _write(RunDir(study / r["run_dir"]), r.get("config_hash", ""), job):
+            settled += 1
+    return settled
+
+
+def _write(run: RunDir, config_hash: str, job: dict[str, Any]) -> bool:
+    if run.config_hash.exists() and run.config_hash.read_text().strip() != config_hash:
+        return False
+    lock = RunLock(run.path)
+    if not lock.try_acquire():
+        return False
+    try:
+        status = run.read_status()
+        if status.get("state") in TERMINAL:
+            return False
+        state = RUN_STATE.get(job["state"], "FAILED")
+        where = f" on {job['nodes'][-1]}" if job.get("nodes") else ""
+        seen = status.get("state", "no status")
+        reason = (f"job {job['state']} in SLURM{where} (sacct) while the run was {seen} at step "
+                  f"{status.get('step', 0)}; the run could not write its own ending")  # fmt: skip
+        run.write_status(state, reason=reason, cause="cancel" if state == "CANCELLED" else "crash")
+        log.warning("%s: %s", run.path, reason)
+        return True
+    finally:
+        lock.release()
