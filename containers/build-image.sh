@@ -73,8 +73,10 @@ args=(--build-arg "COMMIT=$COMMIT" --build-arg "TORCH=$TORCH" --build-arg "VERSI
 apptainer build --force "${BINDS[@]}" "${args[@]}" "$tmp" "$DEF" >"$SIF.build.log" 2>&1 ||
   { grep -v -e '^I: ' -e 'is ignored: it is neither' "$SIF.build.log" | tail -n 40 >&2
     log "ERROR: apptainer build failed (full log: $SIF.build.log)"; exit 1; }
-apptainer inspect --labels "$tmp" | grep -q "org.text2sign.pin.torch" ||
-  { log "ERROR: $tmp lacks the pin labels"; exit 1; }
+# Read the labels whole before matching: `inspect | grep -q` under pipefail fails whenever grep
+# exits before inspect has written everything (SIGPIPE), which a loaded machine showed once.
+labels=$(apptainer inspect --labels "$tmp")
+[[ $labels == *org.text2sign.pin.torch* ]] || { log "ERROR: $tmp lacks the pin labels"; exit 1; }
 mv -f "$tmp" "$SIF"
 echo "$hash" >"$SIF.stamp"
 log "built $SIF ($(du -h "$SIF" | cut -f1)) in $((SECONDS - start)) s"
