@@ -71,8 +71,8 @@ format: $(STAMP)  ## apply ruff format
 	$(VENV)/bin/ruff format text2sign tests jobs bench
 	$(VENV)/bin/ruff check --fix text2sign tests jobs bench
 
-docs: $(STAMP)  ## regenerate the README's configuration reference from the schema
-	$(PY) -c "from text2sign.config_docs import update_readme; update_readme('README.md')"
+docs: $(STAMP)  ## regenerate docs/configuration.md's reference table from the schema
+	$(PY) -c "from text2sign.config_docs import update_reference; update_reference('docs/configuration.md')"
 
 gpu-check:  ## every GPU check in one call, <8 min on one H100 (prints "skipped: no CUDA" without one)
 	PY="$(if $(wildcard $(PY)),$(PY),python3)" bash bench/gpu_check.sh
@@ -111,7 +111,7 @@ sbatch-study: $(STAMP)  ## plain sbatch, a study: make sbatch-study STUDY=name [
 sbatch-collect: $(STAMP)  ## plain sbatch, the collector: make sbatch-collect STUDY=name
 	$(PY) jobs/sbatch_study.py collect --study "$$STUDY" --results "$$RESULTS"
 
-# ---- containers (containers/, README "Containers") ------------------------------------------
+# ---- containers (containers/, docs/containers.md) ------------------------------------------
 apptainer:  ## install apptainer on a Debian host without a package (no-op when it is there)
 	bash containers/install-apptainer.sh
 

@@ -4,7 +4,7 @@
 # would run (so they are never silently absent) and exits 0.
 #
 # A bare GPU machine with PyTorch needs the wheels that its image lacks, in .whl/ (no network
-# there; README "GPU check" says how to build them): DeepSpeed (pip wheel --no-deps
+# there; README "Benchmarks" says how to build them): DeepSpeed (pip wheel --no-deps
 # --no-build-isolation deepspeed), pydantic, pydantic-core, annotated-types, typing-inspection,
 # hjson, submitit, pytest (+ pluggy, iniconfig). They are installed into a private folder, never
 # into the machine's Python.

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the submit-time check of data.root and text.encoder (for data mounted only on "
         "the compute nodes)",
     )
-    w = p.add_argument_group("sweeps (README: 'Sweeps')")
+    w = p.add_argument_group("sweeps (docs/cluster.md: 'Sweeps')")
     w.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2",
                    help="every value of a config key; repeated: the grid of all flags")  # fmt: skip
     w.add_argument("--zip", action="store_true", help="pair the --sweep values instead of crossing")

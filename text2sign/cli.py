@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved config (or the key reference)")
     _add_config_args(p)
     p.add_argument("--keys", action="store_true", help="print every key with default and meaning")
-    p.add_argument("--markdown", action="store_true", help="with --keys: the README's table")
+    p.add_argument(
+        "--markdown", action="store_true", help="with --keys: docs/configuration.md's table"
+    )
 
     p = sub.add_parser("evaluate", help="sample validation clips and measure every metric")
     p.add_argument("--run-dir", type=Path, required=True)

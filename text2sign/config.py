@@ -1,7 +1,7 @@
 """One typed config tree: base YAML ⊕ profile ⊕ variant ⊕ ``--set`` overrides, strictly validated.
 
 Every field carries a description (``python -m text2sign config --help-keys`` prints them, and the
-README's configuration reference is generated from the same text). Errors are one line that names
+configuration reference, docs/configuration.md, is generated from the same text). Errors are one line that names
 the file (or ``--set``) and the dotted key, and suggests the closest valid key for typos.
 """
 

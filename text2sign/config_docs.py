@@ -1,4 +1,4 @@
-"""Documentation generated from the config schema: the README's configuration reference."""
+"""Documentation generated from the config schema: docs/configuration.md's reference table."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ def describe_fields(
 
 
 def reference_markdown() -> str:
-    """The README's configuration reference table (a test keeps the README in sync)."""
+    """The configuration reference table (a test keeps docs/configuration.md in sync)."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
     for key, default, desc in describe_fields():
         lines.append(f"| `{key}` | `{default}` | {desc} |")
     return "\n".join(lines) + "\n"
 
 
-def update_readme(path: str | Path) -> bool:
+def update_reference(path: str | Path) -> bool:
     """Rewrite the generated configuration reference in ``path``; True when it changed."""
     path = Path(path)
     text = path.read_text()

@@ -1,6 +1,6 @@
 """Exceptions and process exit codes shared by every entry point.
 
-Exit codes (documented in the README, relied on by the job layer):
+Exit codes (documented in the README and docs/training.md, relied on by the job layer):
 
 * ``EXIT_OK`` (0): success.
 * ``EXIT_FAILURE`` (1): any other failure (a bug, a NaN loss, a crashed rank).

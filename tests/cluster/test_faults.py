@@ -4,7 +4,7 @@ job and the end state is read where a user reads it: sacct, status.json, the tab
 Every study is submitted by one module fixture, so the faults share the cluster's time; each test
 then waits for its own jobs. A requeued job starts again only after the cluster's cred_expire
 (30 s here): forcing ``StartTime=now`` races the revocation of the old job's credential and SLURM
-then kills the restart ("Job credential revoked"). README "Fault matrix" lists the same rows.
+then kills the restart ("Job credential revoked"). docs/lifecycle.md "Fault matrix" lists the same rows.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The run-dir contract: one run = one variant × one seed = one folder.
 
-Layout (see README "Results layout")::
+Layout (see docs/training.md "Results layout")::
 
     config.yaml  config_hash  status.json  metadata.json  summary.json
     training_metrics.csv  training_metrics.jsonl  gpu_memory.csv  tb/  samples/

@@ -3,7 +3,7 @@
 The holder writes who it is (job, host, pid, since) into the lock file, so a second trainer can
 name it in its one-line error. The kernel drops the lock when the holder exits or is killed
 (SIGKILL, OOM killer), so a crashed run never leaves a stale lock behind. ``flock`` works on local
-file systems, NFSv4 and Lustre mounted with ``-o flock`` (see README "Results layout").
+file systems, NFSv4 and Lustre mounted with ``-o flock`` (see docs/training.md).
 """
 
 from __future__ import annotations

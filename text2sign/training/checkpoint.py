@@ -85,7 +85,7 @@ def check_world_size(ckpt_dir: Path, tag: str, world_size: int) -> None:
     """Refuse (exit 2) to resume with another number of ranks than wrote the checkpoint.
 
     A different world size changes the global batch and every rank's data order, so the run
-    would no longer be the run its config describes; we refuse rather than convert (README).
+    would no longer be the run its config describes; we refuse rather than convert (docs/training.md).
     """
     written = checkpoint_meta(ckpt_dir, tag).get("world_size")
     if written is not None and int(written) != world_size:
