@@ -7,6 +7,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# The pose environment: MediaPipe Holistic pins numpy<2 and protobuf<5, so it lives apart from the
+# trainer, as the trainer venv's sibling (text2sign/pose/env.py finds it there).
+POSE_VENV  := $(VENV)-pose
+POSE_STAMP := $(POSE_VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA   ?= data/synth
 ifndef STUDY
@@ -29,7 +33,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help venv data demo test lint format docs bench gpu-check clean submit collect status cancel tensorboard \
+.PHONY: help venv pose-venv data demo test lint format docs bench gpu-check clean submit collect status cancel tensorboard \
 	sbatch-train sbatch-study sbatch-collect apptainer container container-cpu container-check
 
 help:  ## list targets
@@ -49,6 +53,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install everything
 
+$(POSE_STAMP): text2sign/pose/requirements.txt
+	test -x $(POSE_VENV)/bin/python || $(PYTHON) -m venv $(POSE_VENV)
+	$(POSE_VENV)/bin/python -m pip install -q --upgrade "pip>=23"
+	$(POSE_VENV)/bin/python -m pip install -q -r text2sign/pose/requirements.txt
+	touch $@
+
+pose-venv: $(POSE_STAMP)  ## the pose environment (MediaPipe Holistic 0.10.21 + pose-format): .venv-pose
+
 $(DATA)/.complete: | $(STAMP)
 	$(PY) -m text2sign data synth --out $(DATA)
 	touch $@
@@ -59,7 +71,7 @@ demo: $(STAMP) $(DATA)/.complete  ## run the whole study (tiny profile, 3 varian
 	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile tiny --study "$$STUDY" \
 	  --results "$$RESULTS" --set data.root="$$DATA" --executor auto --follow
 
-test: $(STAMP)  ## lint + the whole test suite
+test: $(STAMP) $(POSE_STAMP)  ## lint + the whole test suite
 	$(VENV)/bin/ruff check text2sign tests jobs bench
 	$(VENV)/bin/ruff format --check text2sign tests jobs bench
 	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
@@ -125,7 +137,7 @@ container-check: $(STAMP)  ## parse-check containers/text2sign.def (spython) aga
 	$(PY) -m pytest -q tests/unit/jobs/test_container.py
 
 clean:  ## remove the venv and generated data (never results/)
-	rm -rf $(VENV) data *.egg-info
+	rm -rf $(VENV) $(POSE_VENV) data *.egg-info
 
 # ---- local SLURM cluster (slurm/local/): root, Debian; see slurm/local/README.md ----
 .PHONY: cluster-up cluster-down cluster-status

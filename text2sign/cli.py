@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError
+from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,9 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=8)
     q.add_argument("--size", type=int, default=32)
     q.add_argument("--seed", type=int, default=0)
+    q = dsub.add_parser(
+        "person",
+        help="clips of a real person (skimage's astronaut) under known "
+        "camera motions, captioned with the motion: a folder dataset",
+    )
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--frames", type=int, default=8)
+    q.add_argument("--size", type=int, default=64)
+    q.add_argument("--signers", type=int, default=3, help="each a small offset of every path")
     q = dsub.add_parser("check", help="counts, frame statistics and bad files of a dataset folder")
     q.add_argument("root", type=Path)
     q.add_argument("--strict", action="store_true", help="bad files are an error (exit 2)")
+    q = dsub.add_parser("keypoints", help="MediaPipe keypoints of every reference clip (cached)")
+    q.add_argument("root", help="dataset folder or manifest (sets data.root)")
+    _add_config_args(q)
+    q.add_argument("--split", choices=("all", "train", "val"), default="all")
+    q.add_argument("--workers", type=int, default=None, help="default: the allocation's CPUs")
 
     p = sub.add_parser("config", help="print the resolved config (or the key reference)")
     _add_config_args(p)
@@ -154,10 +168,36 @@ def _cmd_data(args: argparse.Namespace) -> int:
         names = generate(args.out, args.num, frames=args.frames, size=args.size, seed=args.seed)
         print(f"wrote {len(names)} clips to {args.out}")
         return EXIT_OK
+    if args.data_command == "person":
+        from text2sign.data.person import write_folder
+
+        if min(args.frames, args.size, args.signers) < 1:
+            raise UsageError("data person: --frames, --size and --signers must be >= 1")
+        names = write_folder(args.out, frames=args.frames, size=args.size, signers=args.signers)
+        print(f"wrote {len(names)} clips of a real person to {args.out}")
+        return EXIT_OK
+    if args.data_command == "keypoints":
+        return _cmd_keypoints(args)
     from text2sign.data.check import check_report
 
     print(check_report(args.root, strict=args.strict))
     return EXIT_OK
+
+
+def _cmd_keypoints(args: argparse.Namespace) -> int:
+    from text2sign.config import load_config
+    from text2sign.pose import env as pose_env
+    from text2sign.pose.dataset import dataset_keypoints, summary
+    from text2sign.runtime import threads
+
+    cfg = load_config(profile=args.profile, variant=args.variant, config_file=args.config,
+                      overrides=[*args.overrides, f"data.root={args.root}"])  # fmt: skip
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"data keypoints: --workers must be >= 1, got {args.workers}")
+    workers = args.workers or threads.allocation()[0]
+    done, out, asked = dataset_keypoints(cfg, pose_env.find(), workers=workers, split=args.split)
+    print(summary(done, out, asked))
+    return EXIT_FAILURE if done.failed else EXIT_OK
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
     {"entry": ("text2sign.__main__", "text2sign.cli", "text2sign.doctor")},
     {"study": ("text2sign.study",), "training": ("text2sign.training",)},
     {"evaluation": ("text2sign.evaluation",)},
-    {"run": ("text2sign.run",)},
+    {"run": ("text2sign.run",), "pose": ("text2sign.pose",)},
     {"models": ("text2sign.models",), "data": ("text2sign.data",)},
     {"config": ("text2sign.config", "text2sign.config_docs", "text2sign.presets")},
     {"metrics": ("text2sign.metrics",), "runtime": ("text2sign.runtime",)},

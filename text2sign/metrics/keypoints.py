@@ -115,11 +115,18 @@ def frame_costs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def dtw(a: np.ndarray, b: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     """Classic DTW of (Ta, K, 2) and (Tb, K, 2) keypoints: (total cost, alignment path).
 
-    Frame cost: the mean over joints of the Euclidean distance. Steps: (1, 0), (0, 1), (1, 1);
-    the path runs from (0, 0) to (Ta-1, Tb-1) and, among equal-cost predecessors, prefers the
-    diagonal. Inputs must be finite.
+    Frame cost: the mean over joints of the Euclidean distance (inputs must be finite); the
+    alignment itself is :func:`dtw_path`.
     """
-    cost = frame_costs(a, b)
+    return dtw_path(frame_costs(a, b))
+
+
+def dtw_path(cost: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
+    """DTW over a (Ta, Tb) frame-cost matrix: (total cost, alignment path).
+
+    Steps: (1, 0), (0, 1), (1, 1); the path runs from (0, 0) to (Ta-1, Tb-1) and, among
+    equal-cost predecessors, prefers the diagonal.
+    """
     ta, tb = cost.shape
     acc = np.full((ta + 1, tb + 1), np.inf)  # acc[i+1, j+1]: best cost ending at (i, j)
     acc[0, 0] = 0.0

@@ -96,6 +96,10 @@ def _weights(records: Iterable[RunRecord]) -> str:
     return "/".join(sorted({r.weights for r in records if r.weights}))
 
 
+def _keypoints(records: Iterable[RunRecord]) -> str:
+    return "/".join(sorted({r.keypoints for r in records if r.keypoints}))
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -164,6 +168,7 @@ def comparison_table(study: Study) -> pd.DataFrame:
                 if r.state != "COMPLETED"
             ),  # fmt: skip
             "weights": _weights(done[v]) or _weights(by_point[v]),
+            "keypoints": _keypoints(done[v]),
             **_audit_seeds(done[v]),
         }
     for key, source in metric_sources([r for runs in done.values() for r in runs]):

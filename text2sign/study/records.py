@@ -38,6 +38,7 @@ class RunRecord:
     eval_problem: str = ""  # why evaluation_metrics.json gave nothing ("" when it was read)
     inference_device: str = ""  # the device that sampled the evaluation ("" before issue 9)
     weights: str = ""  # "ema" | "raw" | "" (unknown): evaluation_metrics.json, else samples
+    keypoints: str = ""  # "exact" (synthetic) | "estimated" (MediaPipe) | "none" | "" (unknown)
     samples: dict[str, Any] = field(default_factory=dict)  # samples/index.json
     metadata: dict[str, Any] = field(default_factory=dict)  # metadata.json ({} when absent)
     job_id: str = ""  # the submitit/SLURM job id of the run (study.json), "" when unknown
@@ -96,6 +97,9 @@ def _read_evaluation(rec: RunRecord) -> None:
         if not ok:
             rec.eval_reasons[key] = str(entry.get("reason") or "no value")
     rec.weights = str(ev.get("weights") or "")
+    # Before keypoints_source existed only the synthetic set had DTW-MJE and the audit: exact.
+    older = any(rec.evaluation.get(k) is not None for k in ("dtw_mje", "audit_gap"))
+    rec.keypoints = str(ev.get("keypoints_source") or ("exact" if older else ""))
     ranks = ev.get("inference_ranks") or []
     device = str(ev.get("inference_device") or "")
     rec.inference_device = f"{device} x{len(ranks)} ranks" if len(ranks) > 1 else device

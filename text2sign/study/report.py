@@ -37,6 +37,28 @@ STRIP_MAX_FRAMES = 16
 # ----------------------------------------------------------------------------------------------
 
 
+KEYPOINTS = {
+    "exact": "the synthetic set's exact keypoints (blob centres found by colour in the samples)",
+    "estimated": "keypoints estimated by MediaPipe Holistic on samples and references alike "
+    "(upper body and both hands, in reference shoulder widths; detection rates in each run's "
+    "evaluation_metrics.json)",
+    "none": "no keypoints: N/A (each run's evaluation_metrics.json says why)",
+}
+
+
+def keypoints_note(df) -> list[str]:
+    """What DTW-MJE and the audit compared, per kind of keypoints, naming the points."""
+    kinds: dict[str, list[str]] = {}
+    for _, r in df.iterrows():
+        for kind in str(r.get("keypoints") or "").split("/"):
+            if kind:
+                kinds.setdefault(kind, []).append(f"`{r.variant}`")
+    if not kinds:
+        return []
+    parts = [f"{KEYPOINTS.get(k, k)} ({', '.join(v)})" for k, v in sorted(kinds.items())]
+    return ["DTW-MJE and the conditioning audit compare " + "; ".join(parts) + ".\n"]
+
+
 def _mean_std(r: pd.Series, key: str) -> str:
     s, m = metric(key).scale, r[f"{key}_mean"] * metric(key).scale
     if int(r[f"{key}_n"]) < 2:
@@ -310,6 +332,7 @@ def write_report(
         'matched seeds there is no test. With few seeds, "no significant difference" means the '
         "study cannot tell, not that there is no effect.\n".replace("%", " %"),
         *[p + "\n" for p in findings(df, study.reference)],
+        *keypoints_note(df),
         *extra,
         "## Runs\n",
         "| variant | seed | state | cost | evaluated on | note |\n|---|---|---|---|---|---|\n"

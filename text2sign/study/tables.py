@@ -134,10 +134,11 @@ def markdown_table(df: pd.DataFrame, reference: str, source: str) -> str:
         out += ["", "Runs not COMPLETED (state: reason):", "", *problems]
     if ev:
         headers = ["variant"] + [metric(k).label + _arrow(metric(k)) for k in ev]
-        headers += ["audit: seeds with p < 0.05", *extra]
+        headers += ["audit: seeds with p < 0.05", "keypoints", *extra]
         out += ["", "### Evaluation (evaluation_metrics.json)\n", _md_row(headers)]
         out.append("|" + "---|" * len(headers))
-        out += [_md_row([r.variant] + [fmt_mean_std(r, k) for k in ev] + [fmt_audit(r)] + tail(r))
+        out += [_md_row([r.variant] + [fmt_mean_std(r, k) for k in ev]
+                        + [fmt_audit(r), r.get("keypoints") or "-"] + tail(r))
                 for _, r in df.iterrows()]  # fmt: skip
     headers = ["metric", "variant", "mean ± std", "95% CI", "n", f"Δ vs {reference}",
                "matched seeds", "paired t p (Holm)", "sign-flip p", "Welch p"]  # fmt: skip
@@ -163,8 +164,9 @@ def markdown_table(df: pd.DataFrame, reference: str, source: str) -> str:
             "this comparison's headline metrics (raw p in brackets); exact two-sided sign-flip "
             "permutation p; Welch p (`ttest_ind(equal_var=False)`, unpaired). `no test`: fewer than "
             f"{MIN_PAIRS} matched seeds ({MIN_PAIRS} per side for Welch). N/A (reason): no seed "
-            "has a value; weights: EMA or raw weights used for samples and evaluation; ↓/↑: "
-            "lower/higher is better."]  # fmt: skip
+            "has a value; weights: EMA or raw weights used for samples and evaluation; keypoints: "
+            "what DTW-MJE and the audit compare, `exact` (the synthetic set's own) or `estimated` "
+            "(MediaPipe Holistic on samples and references alike); ↓/↑: lower/higher is better."]  # fmt: skip
     return "\n".join(out) + "\n"
 
 

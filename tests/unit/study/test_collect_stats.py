@@ -128,7 +128,9 @@ def test_na_metrics_show_their_reason_never_a_number(tmp_path):
     md = (tmp_path / "comparison_table.md").read_text()
     ev = md_section(md, "Evaluation")
     header = md.split("### Evaluation")[1].split("\n\n")[1].splitlines()[0]
-    assert header == "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ | audit: seeds with p < 0.05 |"
+    assert (
+        header == "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ | audit: seeds with p < 0.05 | keypoints |"
+    )
     assert [r[2] for r in ev] == ["N/A (no I3D weights)"] * 2
     assert ev[0][3] == "N/A (torchvision unavailable)" and ev[1][3] == "0.2500 ± 0.0707"
     assert df.fvd_n.tolist() == [0, 0] and df.fvd_mean.isna().all()
@@ -270,4 +272,28 @@ def test_audit_p_values_are_counted_per_seed_never_averaged(tmp_path):
     assert "audit_p_mean" not in df.columns  # a mean of p-values means nothing
     assert list(df.audit_seeds_significant) == [1, 2] and list(df.audit_seeds_tested) == [2, 2]
     rows = md_section((tmp_path / "comparison_table.md").read_text(), "Evaluation")
-    assert rows[0][-1] == "1/2 (p = 0.38, 0.007)" and rows[1][-1] == "2/2 (p = 0.04, 0.0004)"
+    assert rows[0][-2] == "1/2 (p = 0.38, 0.007)" and rows[1][-2] == "2/2 (p = 0.04, 0.0004)"
+    assert rows[0][-1] == "exact"  # DTW-MJE without a keypoints_source: the synthetic set
+
+
+def test_the_table_and_report_say_which_keypoints_dtw_mje_compared(tmp_path):
+    """Exact (synthetic) and estimated (MediaPipe) keypoints are told apart, per point."""
+    for variant, source in (("baseline", "exact"), ("real", "estimated")):
+        for seed in (0, 1):
+            run = fake_run(tmp_path, variant, seed, final_loss=0.2)
+            fake_eval(run, dtw_mje=0.1 + seed, audit_gap=0.05)
+            ev = json.loads((run / "evaluation_metrics.json").read_text())
+            (run / "evaluation_metrics.json").write_text(
+                json.dumps({**ev, "keypoints_source": source})
+            )
+    df = collect(tmp_path, plots=False)
+    assert list(df.keypoints) == ["exact", "estimated"]
+    rows = md_section((tmp_path / "comparison_table.md").read_text(), "Evaluation")
+    assert [r[-1] for r in rows] == ["exact", "estimated"]
+    report = (tmp_path / "report.md").read_text()
+    assert (
+        "the synthetic set's exact keypoints (blob centres found by colour in the samples) (`baseline`)"
+        in report
+    )
+    assert "keypoints estimated by MediaPipe Holistic on samples and references alike" in report
+    assert "evaluation_metrics.json) (`real`)" in report

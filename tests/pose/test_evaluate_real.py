@@ -1,0 +1,42 @@
+"""Evaluation on a real person's clips through the real trainer: the keypoints are estimated,
+the samples saved, and a second evaluation scores the saved samples without sampling again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, run_train, train_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_evaluation_on_real_people_estimates_keypoints_and_never_samples_twice(tmp_path, pose):
+    from text2sign.data import person
+
+    person.write_folder(tmp_path / "data", frames=8, size=64, signers=3)  # 24 clips, 3 signers
+    run = tmp_path / "run"
+    proc = run_train(run, tmp_path / "data", "data.image_size=64", "train.max_steps=2",
+                     "eval.num_videos=3", "diffusion.sample_steps=2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((run / "evaluation_metrics.json").read_text())
+    m = result["metrics"]
+    assert result["keypoints_source"] == "estimated" and not result["samples_reused"]
+    assert "MediaPipe Holistic" in result["audit"]["keypoints"]
+    assert m["reference_pose_found_body"]["value"] == 1.0  # the astronaut is found at 64 px
+    for key in ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "pose_found_body"):
+        assert m[key]["value"] is not None or m[key]["reason"], key  # measured, or N/A with why
+    assert m["dtw_mje_clips"]["value"] == 3.0
+    samples = run / "eval_samples" / "videos.npy"
+    assert samples.is_file() and len(list((run / "eval_samples" / "keypoints").glob("*.pose")))
+    before = samples.stat().st_mtime_ns
+
+    again = subprocess.run([sys.executable, "-m", "text2sign", "evaluate", "--run-dir", str(run)],
+                           cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads((run / "evaluation_metrics.json").read_text())
+    assert second["samples_reused"] and samples.stat().st_mtime_ns == before
+    assert second["metrics"]["dtw_mje"] == m["dtw_mje"]  # the same samples, the same keypoints

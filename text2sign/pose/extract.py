@@ -1,0 +1,139 @@
+"""Keypoints for many videos at once: pose workers in parallel, each clip once, cached by content.
+
+A clip's key is a hash of its decoded frames (the uint8 array the model sees, with its shape)
+and of the estimator's settings, so the same frames are never estimated twice, whichever dataset,
+run or manifest they come from, and any change to the decoding gives new keys. Its keypoints are
+``OUT/<key>.pose``; the workers write them through a rename, so an interrupted extraction resumes
+where it stopped. Workers (``worker.py`` under the pose environment's Python) get the clips
+round-robin, one worker per CPU of the allocation (:func:`text2sign.runtime.threads.allocation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from text2sign.pose.env import PoseEnv
+
+WORKER = Path(__file__).with_name("worker.py")
+ENLARGE_TO = 256  # px, the longer side of a frame given to MediaPipe (worker.py says why)
+ESTIMATOR = "mediapipe-holistic-0.10.21-full-track-nosmooth"  # part of every key
+
+
+def content_key(video: np.ndarray, size: int = ENLARGE_TO) -> str:
+    """The cache key of one uint8 (T, H, W, 3) clip: its bytes, shape and the estimator."""
+    h = hashlib.sha256(f"{ESTIMATOR}|{size}|{video.shape}|".encode())
+    h.update(np.ascontiguousarray(video, dtype=np.uint8).tobytes())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class Extraction:
+    """What one call did: per key, the worker's line (found counts) or the reason it failed."""
+
+    done: dict[str, dict] = field(default_factory=dict)
+    cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def frames(self) -> int:
+        return sum(int(r.get("frames", 0)) for r in self.done.values())
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    return [c for c in (items[i::n] for i in range(n)) if c]
+
+
+def extract(
+    videos_npy: Path,
+    keys: dict[int, str],
+    out: Path,
+    env: PoseEnv,
+    *,
+    workers: int = 1,
+    size: int = ENLARGE_TO,
+    progress: Callable[[int, int], None] | None = None,
+) -> Extraction:
+    """Estimate videos ``keys`` (index into ``videos_npy`` → key) whose ``OUT/<key>.pose`` is
+    missing, with ``workers`` pose processes. Never raises for a clip: failures are reported."""
+    if not env.ok:
+        raise RuntimeError(env.reason)
+    out.mkdir(parents=True, exist_ok=True)
+    result = Extraction()
+    todo: dict[str, int] = {}
+    for index, key in keys.items():
+        if (out / f"{key}.pose").exists():
+            result.cached.append(key)
+        else:
+            todo.setdefault(key, index)  # the same frames twice: estimated once
+    jobs = [{"index": i, "key": k} for k, i in todo.items()]
+    total, started = len(jobs), time.monotonic()
+    lock = threading.Lock()
+
+    def run(chunk: list[dict], tmp: Path, n: int) -> None:
+        spec = tmp / f"jobs{n}.json"
+        spec.write_text(json.dumps(chunk))
+        cmd = [env.python, str(WORKER), "--videos", str(videos_npy), "--jobs", str(spec),
+               "--out", str(out), "--size", str(size)]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err: list[str] = []
+        drain = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+        drain.start()
+        for line in proc.stdout:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a library's own print: not ours
+            with lock:
+                if row.get("cached"):
+                    result.cached.append(row["key"])
+                else:
+                    result.done[row["key"]] = row
+                if progress:
+                    progress(len(result.done) + len(result.failed), total)
+        proc.wait()
+        drain.join()
+        lines = [ln.strip() for ln in err if ln.strip() and not ln.startswith(("W0000", "I0000"))]
+        reason = lines[-1] if lines else f"exit {proc.returncode}"
+        with lock:
+            for job in chunk:
+                if job["key"] not in result.done and not (out / f"{job['key']}.pose").exists():
+                    result.failed[job["key"]] = f"pose worker exit {proc.returncode}: {reason}"
+
+    with tempfile.TemporaryDirectory(prefix="t2s-pose-") as tmp:
+        threads = [threading.Thread(target=run, args=(c, Path(tmp), n))
+                   for n, c in enumerate(_chunks(jobs, max(1, workers)))]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def print_progress(what: str) -> Callable[[int, int], None]:
+    """A progress callback printing ``what: k/n clips (r clips/s, ETA)`` at most every 2 s."""
+    start, last = time.monotonic(), [0.0]
+
+    def show(k: int, n: int) -> None:
+        now = time.monotonic()
+        if k < n and now - last[0] < 2.0:
+            return
+        last[0] = now
+        rate = k / max(now - start, 1e-9)
+        eta = (n - k) / rate if rate > 0 else float("inf")
+        print(f"{what}: {k}/{n} clips ({rate:.2f} clips/s, ETA {eta:.0f} s)", file=sys.stderr,
+              flush=True)  # fmt: skip
+
+    return show
