@@ -37,6 +37,9 @@ BENCHMARKS = (
     "gpu_lifecycle",
     "thread_alloc",
     "container_overhead",
+    "pose_resolution",
+    "pose_throughput",
+    "pose_dtw",
 )
 
 

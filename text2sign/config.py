@@ -330,6 +330,18 @@ def _check_unknown_keys(
             _check_unknown_keys(ann, value, prov, dotted + ".")
 
 
+def _profile_layers(name: str, seen: tuple[str, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """A profile's YAML after the profiles it ``extends:`` (a key of its own, then dropped)."""
+    path = CONFIG_DIR / "profiles" / f"{name}.yaml"
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return [(path, data)]
+    if parent not in available("profiles") or parent in (*seen, name):
+        raise ConfigError(f"{path}: extends {parent!r}, which is not another packaged profile")
+    return [*_profile_layers(parent, (*seen, name)), (path, data)]
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Parse one ``--set section.key=value`` (the value is YAML: numbers, booleans, lists)."""
     key, sep, raw = item.partition("=")
@@ -358,13 +370,10 @@ def load_config(
     base = Path(config_file) if config_file else BASE_CONFIG
     merged: dict[str, Any] = {}
     prov: dict[str, str] = {}
-    layers = [
-        base,
-        CONFIG_DIR / "profiles" / f"{profile}.yaml",
-        CONFIG_DIR / "variants" / f"{variant}.yaml",
-    ]
-    for path in layers:
-        _merge(merged, _read_yaml(path), str(path), prov)
+    layers = [(base, _read_yaml(base)), *_profile_layers(profile)]
+    variant_file = CONFIG_DIR / "variants" / f"{variant}.yaml"
+    for path, data in [*layers, (variant_file, _read_yaml(variant_file))]:
+        _merge(merged, data, str(path), prov)
     _merge(merged, {"profile": profile, "variant": variant}, "<cli>", prov)
     for item in overrides or []:
         keys, value = parse_override(item)

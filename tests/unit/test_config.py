@@ -82,7 +82,7 @@ def test_unknown_profile_and_variant_list_the_valid_ones():
         ConfigError, match="unknown variant 'fancy'; valid: baseline, no_ema, text_finetuned"
     ):
         load_config(variant="fancy")
-    with pytest.raises(ConfigError, match="unknown profile 'huge'; valid: full, tiny"):
+    with pytest.raises(ConfigError, match="unknown profile 'huge'; valid: full, full128, tiny"):
         load_config(profile="huge")
 
 
@@ -118,3 +118,22 @@ def test_cli_subprocess_has_no_traceback():
         [sys.executable, "-m", "text2sign", "bogus"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_profile_extends_another_and_a_loop_is_one_line(tmp_path, monkeypatch):
+    from text2sign import config
+
+    full, full128 = load_config(profile="full"), load_config(profile="full128")
+    assert (full128.data.image_size, full128.model.preset) == (128, "d14p4")
+    assert full128.train.batch_size == full.train.batch_size  # the rest comes from full
+    assert full128.slurm.gpus_per_node == full.slurm.gpus_per_node
+    for kind in ("profiles", "variants"):
+        (tmp_path / kind).mkdir()
+    (tmp_path / "variants" / "baseline.yaml").write_text("{}\n")
+    (tmp_path / "profiles" / "a.yaml").write_text("extends: b\n")
+    (tmp_path / "profiles" / "b.yaml").write_text("extends: a\n")
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"b.yaml: extends 'a', which is not another packaged profile"
+    ):
+        load_config(profile="a")

@@ -51,10 +51,16 @@ class Window:
         return u, v
 
 
-def windows(motion: str, frames: int, offset: tuple[float, float] = (0.0, 0.0)) -> list[Window]:
-    """The crop window of each frame of ``motion`` (``offset`` moves the whole path: a signer)."""
+def windows(
+    motion: str,
+    frames: int,
+    offset: tuple[float, float] = (0.0, 0.0),
+    start: tuple[float, float, float] = START,
+) -> list[Window]:
+    """The crop window of each frame of ``motion`` (``offset`` moves the whole path: a signer;
+    ``start``: the first window's centre and side, for another photo)."""
     dx, dy, zoom, rot = MOTIONS[motion]
-    cx, cy, side = START[0] + offset[0], START[1] + offset[1], START[2]
+    cx, cy, side = start[0] + offset[0], start[1] + offset[1], start[2]
     return [Window(cx + dx * t, cy + dy * t, side * zoom**t, rot * t) for t in range(frames)]
 
 
@@ -85,11 +91,17 @@ def render(win: Window, size: int, image: np.ndarray | None = None) -> np.ndarra
 
 
 def clip(
-    motion: str, frames: int, size: int, offset: tuple[float, float] = (0.0, 0.0)
+    motion: str,
+    frames: int,
+    size: int,
+    offset: tuple[float, float] = (0.0, 0.0),
+    image: np.ndarray | None = None,
+    start: tuple[float, float, float] = START,
 ) -> np.ndarray:
-    """uint8 (frames, size, size, 3): the photo under the camera ``motion``."""
-    img = photo()
-    return np.stack([render(w, size, img) for w in windows(motion, frames, offset)])
+    """uint8 (frames, size, size, 3): the photo (the astronaut unless ``image``) under the camera
+    ``motion``."""
+    img = photo() if image is None else image
+    return np.stack([render(w, size, img) for w in windows(motion, frames, offset, start)])
 
 
 def write_folder(out: Path, *, frames: int = 8, size: int = 64, signers: int = 3) -> list[str]:
