@@ -6,8 +6,9 @@ USR2, CANCELLED on SIGTERM). The launcher then completes the picture:
 | trainer exit                          | run state written here             | what happens next         |
 |---------------------------------------|------------------------------------|---------------------------|
 | 0                                     | (COMPLETED, by the trainer)        | -                         |
-| 75 after USR2 (submitit's handler)    | PREEMPTED, requeue k of K          | requeued (scontrol)       |
+| 75 after USR2, requeue k of K         | PREEMPTED, once scontrol requeued  | requeued (scontrol)       |
 | 75 after USR2, K requeues used        | TIMEOUT                            | -                         |
+| 75 after USR2, scontrol refuses       | TIMEOUT + SLURM's refusal          | - (--resume-study)        |
 | 75 after SIGTERM, job CANCELLED       | CANCELLED                          | never requeued            |
 |   (or SIGTERM again after it said so) |                                    |                           |
 | 75 after SIGTERM, job TIMEOUT         | TIMEOUT                            | -                         |
@@ -17,7 +18,15 @@ USR2, CANCELLED on SIGTERM). The launcher then completes the picture:
 | 1 with a non-finite loss              | (FAILED at that step, by trainer)  | never retried             |
 | anything after ``make cancel``        | CANCELLED                          | never retried             |
 | other (exception, SIGKILL, OOM, segv) | FAILED + reason, node and log      | retried on another node   |
-|                                       |   (PENDING while a retry waits)    |   ``slurm.max_retries``   |
+|   (in any task: the failed task's     |   (PENDING once scontrol requeued; |   ``slurm.max_retries``   |
+|   node is excluded)                   |   FAILED when it refuses)          |                           |
+
+Budgets belong to a submission: ``slurm.max_requeues`` and ``slurm.max_retries`` count the requeues
+and retries of the run's current submission (``status.json``: ``submission``, ``requeues``,
+``retries``, ``excluded``), so ``--resume-study`` starts with the whole budget; the history keeps
+every attempt of every submission. A state that announces a requeue or a retry is written only
+after ``scontrol`` accepted it, and every write of the launcher holds the run lock (the trainer
+has exited, or was killed at the signal deadline).
 
 The launcher writes only into a run dir that holds its run's config (or none yet) and that no
 other trainer holds (the run-dir lock), so a refused second trainer never overwrites the first.
@@ -25,36 +34,30 @@ other trainer holds (the run-dir lock), so a refused second trainer never overwr
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from jobs import record
+from jobs import studyfile
+from jobs.spec import JobContext, RunSpec
+from text2sign import atomic
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_REQUEUE, EXIT_USAGE
-from text2sign.run.rundir import RunDir
+from text2sign.run.rundir import TASK_FAILURE, RunDir
 from text2sign.run.runlock import RunLock
 from text2sign.study import slurm_query
 
-if TYPE_CHECKING:
-    from jobs.launcher import RunSpec
-
 REQUEUED_BY_SLURM = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "PREEMPTED"})
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """Where the trainer ran: SLURM job id (None for local jobs), node, log file, stderr tail."""
-
-    job_id: str | None
-    node: str
-    log: str
-    stderr_tail: list[str] = field(default_factory=list)
+SCONTROL_TIMEOUT_S = 60
+#: srun's line for the first task that failed (``--kill-on-bad-exit`` then kills the others).
+SRUN_TASK_ERROR = re.compile(r"^srun: error: (\S+): tasks? (\d+)[^:]*: (.+)$")
 
 
 @dataclass(frozen=True)
 class Ending:
-    action: str  # "none" | "requeue" (USR2 seen by the trainer only) | "retry" (after a crash)
+    action: str  # "none" | "requeue" (after USR2) | "retry" (after a crash): SLURM accepted it
     reason: str = ""
     exclude: tuple[str, ...] = ()
 
@@ -73,6 +76,15 @@ def describe_exit(rc: int, stderr_tail: list[str]) -> str:
     return f"trainer exited with {rc}{': ' + last if last else ''}"
 
 
+def srun_failure(lines: list[str]) -> tuple[str, str, str] | None:
+    """(task, node, what) of the first ``srun: error: NODE: task N: ...`` line, if any."""
+    for line in lines:
+        m = SRUN_TASK_ERROR.match(line.strip())
+        if m:
+            return m.group(2), m.group(1), m.group(3)
+    return None
+
+
 def owns(run: RunDir, spec: RunSpec) -> bool:
     """The run dir is this run's: it holds the same config hash, or none yet."""
     try:
@@ -82,8 +94,38 @@ def owns(run: RunDir, spec: RunSpec) -> bool:
     return not spec.config_hash or held == spec.config_hash
 
 
+def budget(status: dict[str, Any], spec: RunSpec, key: str) -> int:
+    """Requeues or retries used by this submission (a resubmission starts again at 0)."""
+    return int(status.get(key, 0)) if int(status.get("submission", 0)) == spec.submission else 0
+
+
+# -- a task other than 0 died (multi-task jobs) -------------------------------------------------
+
+
+def report_task_failure(spec: RunSpec, task: int, node: str, job_id: str | None,
+                        restart: str, what: str) -> None:  # fmt: skip
+    """Task ``task``'s launcher: say which task and node failed, for task 0's launcher."""
+    atomic.write_json(RunDir(spec.run_dir).path / TASK_FAILURE,
+                      {"task": task, "node": node, "job_id": job_id, "restart": restart,
+                       "reason": what})  # fmt: skip
+
+
+def task_failure(spec: RunSpec, job_id: str | None, restart: str) -> tuple[str, str, str] | None:
+    """(task, node, what) reported by another task of this very job attempt, else None."""
+    try:
+        d = json.loads((RunDir(spec.run_dir).path / TASK_FAILURE).read_text())
+    except (OSError, ValueError):
+        return None
+    if d.get("job_id") != job_id or str(d.get("restart")) != restart:
+        return None  # an earlier attempt's
+    return str(d["task"]), str(d["node"]), str(d["reason"])
+
+
+# -- after the trainer exited ---------------------------------------------------------------------
+
+
 def after_exit(spec: RunSpec, rc: int, ctx: JobContext) -> Ending:
-    """Write the run's ending when the trainer could not; say whether to requeue or retry."""
+    """Write the run's ending when the trainer could not; requeue or retry as it decides."""
     run = RunDir(spec.run_dir)
     if rc == EXIT_OK or not owns(run, spec):
         return Ending("none")
@@ -100,12 +142,12 @@ def _decide(spec: RunSpec, run: RunDir, rc: int, ctx: JobContext) -> Ending:
     status = run.read_status()
     state, cause = status.get("state"), status.get("cause")
     step = status.get("step", 0)
-    if record.cancel_requested(spec.study_dir) and state != "COMPLETED":
+    if studyfile.cancel_requested(spec.study_dir) and state != "COMPLETED":
         reason = status.get("reason") if state == "CANCELLED" else f"cancelled at step {step}"
         run.write_status("CANCELLED", reason=f"{reason} (make cancel)", cause="cancel")
         return Ending("none", reason=reason)
-    if rc == EXIT_REQUEUE and state == "PREEMPTED":  # USR2 reached the trainer, not submitit
-        ok = requeue_allowed(spec, rc)
+    if rc == EXIT_REQUEUE and state == "PREEMPTED":  # USR2 reached the trainer, not the launcher
+        ok = _requeue_or_timeout(spec, run, rc, ctx.job_id)
         return Ending("requeue" if ok else "none", reason=run.read_status().get("reason", ""))
     if state == "CANCELLED" and rc in (-signal.SIGTERM, 128 + signal.SIGTERM):
         # The trainer checkpointed on SIGTERM and said so; a repeated SIGTERM (scancel names the
@@ -135,69 +177,107 @@ def _decide(spec: RunSpec, run: RunDir, rc: int, ctx: JobContext) -> Ending:
 
 def _crashed(spec: RunSpec, run: RunDir, status: dict[str, Any], rc: int, ctx: JobContext):
     said = status.get("state") == "FAILED" and status.get("cause") == "crash"
-    base = status["reason"] if said else describe_exit(rc, ctx.stderr_tail)
+    node = ctx.node
+    if ctx.failed is not None:  # another task died first: its node, not this one, failed
+        task, node, what = ctx.failed
+        base = f"task {task} on {node}: {what}"
+    else:
+        base = status["reason"] if said else describe_exit(rc, ctx.stderr_tail)
     attempt = status.get("attempts", 0)
-    reason = f"{base}; on {ctx.node}, attempt {attempt}; log: {ctx.log}"
-    retries = int(status.get("retries", 0))
+    reason = f"{base}; on {node}, attempt {attempt}; log: {ctx.log}"
+    retries = budget(status, spec, "retries")
     if ctx.job_id is None or retries >= spec.max_retries:
         left = f"; no retry left (slurm.max_retries={spec.max_retries})" if ctx.job_id else ""
         run.write_status("FAILED", reason=reason + left, cause="crash")
         return Ending("none", reason=reason)
-    exclude = tuple(sorted({*status.get("excluded", []), ctx.node}))
+    same = int(status.get("submission", 0)) == spec.submission
+    exclude = tuple(sorted({*(status.get("excluded", []) if same else []), node}))
     run.write_status("FAILED", reason=reason, cause="crash")  # closes this attempt's history
+    refused = scontrol("requeue", ctx.job_id)
+    if refused:
+        run.write_status("FAILED", cause="crash",
+                         reason=f"{reason}; SLURM refused the retry (scontrol requeue: {refused}; "
+                         "requeue disabled by JobRequeue=0 or --no-requeue?)")  # fmt: skip
+        return Ending("none", reason=reason)
+    missed = scontrol("update", f"JobId={ctx.job_id}", f"ExcNodeList={','.join(exclude)}")
+    note = f" (could not exclude {','.join(exclude)}: {missed})" if missed else ""
     run.write_status(
         "PENDING", cause="crash", retries=retries + 1, excluded=list(exclude),
-        reason=f"retry {retries + 1} of {spec.max_retries} excluding {','.join(exclude)}, "
+        submission=spec.submission, requeues=budget(status, spec, "requeues"),
+        reason=f"retry {retries + 1} of {spec.max_retries} excluding {','.join(exclude)}{note}, "
         f"after: {reason}",
     )  # fmt: skip
-    record.add_event(spec.study_dir, kind="retry", variant=spec.name, seed=spec.seed,
-                     job_id=ctx.job_id, node=ctx.node, attempt=attempt, reason=reason,
-                     exclude=list(exclude))  # fmt: skip
+    studyfile.add_event(spec.study_dir, kind="retry", variant=spec.name, seed=spec.seed,
+                        job_id=ctx.job_id, node=node, attempt=attempt, reason=reason,
+                        exclude=list(exclude))  # fmt: skip
     return Ending("retry", reason=reason, exclude=exclude)
 
 
-def requeue_allowed(spec: RunSpec, rc: int | None) -> bool:
-    """After USR2: requeue while ``slurm.max_requeues`` allows (state PREEMPTED), else TIMEOUT."""
+# -- after USR2 (time limit ahead, or preemption) ---------------------------------------------------
+
+
+def after_signal(spec: RunSpec, rc: int | None, job_id: str | None) -> bool:
+    """After USR2, once the trainer has exited: requeue the job while this submission's
+    ``slurm.max_requeues`` allows (PREEMPTED, written once scontrol accepted), else TIMEOUT.
+    Writes under the run lock; False (nothing written) while a trainer still holds it."""
     run = RunDir(spec.run_dir)
     if not owns(run, spec):
         return False
+    lock = RunLock(run.path)
+    if not lock.try_acquire():
+        return False
+    try:
+        return _requeue_or_timeout(spec, run, rc, job_id)
+    finally:
+        lock.release()
+
+
+def _requeue_or_timeout(spec: RunSpec, run: RunDir, rc: int | None, job_id: str | None) -> bool:
     status = run.read_status()
     step = status.get("step", 0)
     if status.get("state") == "COMPLETED":
         return False
-    if record.cancel_requested(spec.study_dir):
+    if studyfile.cancel_requested(spec.study_dir):
         run.write_status("CANCELLED", reason=f"cancelled at step {step} (make cancel)",
                          cause="cancel")  # fmt: skip
         return False
-    requeues = int(status.get("requeues", 0))
-    if requeues < spec.max_requeues:
-        saved = "checkpointed" if rc == EXIT_REQUEUE else f"trainer exit {rc}, from last checkpoint"
-        run.write_status("PREEMPTED", cause="requeue", requeues=requeues + 1,
-                         reason=f"time limit ahead (USR2) at step {step}; {saved}; "
-                         f"requeue {requeues + 1} of {spec.max_requeues}")  # fmt: skip
-        return True
-    run.write_status("TIMEOUT", cause="timeout",
-                     reason=f"time limit (USR2) at step {step} after {requeues} requeues "
-                     f"(slurm.max_requeues={spec.max_requeues}); checkpoint kept: --resume-study "
-                     "with a longer --time continues it")  # fmt: skip
-    return False
+    requeues = budget(status, spec, "requeues")
+    saved = "checkpointed" if rc == EXIT_REQUEUE else f"trainer exit {rc}, from last checkpoint"
+    if requeues >= spec.max_requeues:
+        run.write_status("TIMEOUT", cause="timeout",
+                         reason=f"time limit (USR2) at step {step} after {requeues} requeues "
+                         f"(slurm.max_requeues={spec.max_requeues}); checkpoint kept: "
+                         "--resume-study with a longer --time continues it")  # fmt: skip
+        return False
+    refused = scontrol("requeue", job_id) if job_id else "no SLURM job to requeue"
+    if refused:
+        run.write_status("TIMEOUT", cause="timeout",
+                         reason=f"time limit ahead (USR2) at step {step}; {saved}; SLURM refused "
+                         f"the requeue (scontrol requeue: {refused}; requeue disabled by "
+                         "JobRequeue=0 or --no-requeue?): --resume-study continues it")  # fmt: skip
+        return False
+    same = int(status.get("submission", 0)) == spec.submission
+    run.write_status("PREEMPTED", cause="requeue", requeues=requeues + 1,
+                     submission=spec.submission, retries=budget(status, spec, "retries"),
+                     excluded=status.get("excluded", []) if same else [],
+                     reason=f"time limit ahead (USR2) at step {step}; {saved}; "
+                     f"requeue {requeues + 1} of {spec.max_requeues}")  # fmt: skip
+    return True
 
 
-def _scontrol(*args: str) -> None:
-    """``scontrol ARGS`` that outlives the job's own end: once a job is requeued, SLURM sends
-    SIGTERM to every process of it, and an ``scontrol update`` started just then would die
-    without a word. It ignores SIGTERM (SIGKILL, KillWait seconds later, still ends it)."""
-    subprocess.run(["scontrol", *args], check=False,
-                   preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))  # fmt: skip
+def scontrol(*args: str) -> str | None:
+    """``scontrol ARGS``; None when it worked, else its one-line complaint.
 
-
-def requeue(job_id: str) -> None:
-    _scontrol("requeue", job_id)
-
-
-def retry(job_id: str, *, exclude: tuple[str, ...]) -> None:
-    """Requeue a crashed job, then keep it off the nodes it failed on (the requeued job is
-    pending for ``cred_expire`` seconds, long before it could start anywhere)."""
-    _scontrol("requeue", job_id)
-    if exclude:
-        _scontrol("update", f"JobId={job_id}", f"ExcNodeList={','.join(exclude)}")
+    It outlives the job's own end: once a job is requeued, SLURM sends SIGTERM to every process
+    of it, and an ``scontrol update`` started just then would die without a word. It ignores
+    SIGTERM (SIGKILL, KillWait seconds later, still ends it)."""
+    try:
+        proc = subprocess.run(["scontrol", *args], capture_output=True, text=True, check=False,
+                              timeout=SCONTROL_TIMEOUT_S,
+                              preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{type(e).__name__}: {e}"
+    if proc.returncode == 0:
+        return None
+    lines = (proc.stderr or proc.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"

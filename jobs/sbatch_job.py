@@ -11,11 +11,13 @@ through the same :class:`jobs.supervisor.Supervisor` and :mod:`jobs.ending`:
   container or not; a job of several tasks starts one trainer per task with ``srun``, the first
   node being the rendezvous (MASTER_ADDR/PORT; ranks from SLURM_PROCID etc.);
 * USR2 (``--signal=B:USR2@<lead>`` reaches this batch shell only): passed on to the trainer,
-  which checkpoints and exits 75; then ``scontrol requeue`` while ``slurm.max_requeues`` allows,
-  else the run ends TIMEOUT;
+  which checkpoints and exits 75; then ``scontrol requeue`` while ``slurm.max_requeues`` allows
+  (PREEMPTED once SLURM accepted), else the run ends TIMEOUT;
 * SIGTERM (``scancel``, ``make cancel``): SLURM signals the trainer too; it checkpoints, this
   process waits for it and writes the ending; cancel is final;
-* any other ending (exit 2, NaN, crash → retry on another node) as :func:`jobs.ending.after_exit`.
+* any other ending (exit 2, NaN, crash → retry on another node) as :func:`jobs.ending.after_exit`;
+  in a job of several tasks srun's ``--kill-on-bad-exit`` ends every task when one dies, and
+  srun's own line (``srun: error: NODE: task N: ...``) names the node the retry excludes.
 
 Its output, and the trainer's, is the job's log: ``RUN_DIR/slurm-<jobid>.out`` (sbatch
 ``--output``, appended across requeues).
@@ -24,8 +26,6 @@ Its output, and the trainer's, is the job's log: ``RUN_DIR/slurm-<jobid>.out`` (
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import signal
 import socket
@@ -36,35 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from jobs import ending
-from jobs.ending import JobContext
-from jobs.launcher import ContainerSpec, RunSpec, build_command, describe, trainer_env
+from jobs.spec import JobContext, build_command, describe, finished, read_task, trainer_env
 from jobs.supervisor import Supervisor
 from text2sign.errors import EXIT_OK, EXIT_REQUEUE, EXIT_USAGE
 from text2sign.run.rundir import RunDir
 
-TASKS_VERSION = 1
 POLL_S = 0.5
-
-
-def spec_to_dict(spec: RunSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
-
-
-def spec_from_dict(d: dict[str, Any]) -> RunSpec:
-    """The inverse of :func:`spec_to_dict` (tuples back from JSON lists)."""
-    c = dict(d.get("container") or {})
-    if "binds" in c:
-        c["binds"] = tuple(c["binds"])
-    fields = {**d, "container": ContainerSpec(**c), "overrides": tuple(d.get("overrides", ()))}
-    return RunSpec(**fields)
-
-
-def write_tasks(path: Path, specs: list[RunSpec], *, signal_lead_s: int, runtime_note: str):
-    from text2sign import atomic
-
-    atomic.write_json(path, {"version": TASKS_VERSION, "signal_lead_s": signal_lead_s,
-                             "runtime_note": runtime_note,
-                             "tasks": [spec_to_dict(s) for s in specs]})  # fmt: skip
 
 
 def job_id() -> str | None:
@@ -76,7 +53,9 @@ def job_id() -> str | None:
 
 def distributed_env(env: dict[str, str]) -> list[str]:
     """For a job of several tasks: the rendezvous from SLURM, and the ``srun`` prefix that
-    starts one trainer per task (ranks come from SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID)."""
+    starts one trainer per task (ranks come from SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID).
+    ``--cpus-per-task`` is passed on explicitly: srun of SLURM 22.05–23.02 does not inherit it
+    from the batch job, and its tasks would be bound to one CPU each."""
     tasks = int(env.get("SLURM_NTASKS", "1"))
     if tasks <= 1:
         return []
@@ -84,7 +63,9 @@ def distributed_env(env: dict[str, str]) -> list[str]:
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     env["MASTER_ADDR"] = nodes[0]
     env["MASTER_PORT"] = str(20000 + int(env["SLURM_JOB_ID"]) % 20000)
-    return ["srun", "--kill-on-bad-exit=1", f"--ntasks={tasks}"]
+    cpus = env.get("SLURM_CPUS_PER_TASK", "")
+    per_task = [f"--cpus-per-task={cpus}"] if cpus.isdigit() else []
+    return ["srun", "--kill-on-bad-exit=1", f"--ntasks={tasks}", *per_task]
 
 
 class _Signals:
@@ -109,13 +90,12 @@ class _Signals:
 
 
 def run(tasks_file: Path, index: int) -> int:
-    plan = json.loads(tasks_file.read_text())
-    spec = spec_from_dict(plan["tasks"][index])
+    spec, plan = read_task(tasks_file, index)
     job, node = job_id(), os.environ.get("SLURMD_NODENAME", socket.gethostname())
     restart = os.environ.get("SLURM_RESTART_COUNT", "0")
     print(f"[sbatch_job] job {job} (restart {restart}) on {node}: {spec.name}/seed{spec.seed} "
           f"of study {spec.study}; {plan.get('runtime_note', '')}", flush=True)  # fmt: skip
-    if RunDir(spec.run_dir).completed:  # a requeue or rerun of a finished run: nothing to do
+    if finished(spec):  # a requeue or rerun of a finished (and evaluated) run: nothing to do
         print("[sbatch_job] the run is COMPLETED: nothing to do", flush=True)
         return EXIT_OK
     signals = _Signals()  # before the trainer starts: no signal may find the default handler
@@ -132,15 +112,15 @@ def run(tasks_file: Path, index: int) -> int:
             said_term = True
         if signals.usr2:
             lead = float(env["T2S_SIGNAL_LEAD_S"])
-            if sup.stop_for_requeue(lead) and job:
-                print(f"[sbatch_job] requeueing {job}", flush=True)
-                ending.requeue(job)
+            if sup.stop_for_requeue(job, lead):
+                print(f"[sbatch_job] requeueing {job}: requeued", flush=True)
                 return EXIT_REQUEUE
             rc = sup.child.poll() if sup.child is not None else None  # TIMEOUT, or done
             return _exit_status(EXIT_REQUEUE if rc is None else rc)
         time.sleep(POLL_S)
     ctx = JobContext(job_id=job, node=node, log=str(Path(spec.run_dir) / f"slurm-{job}.out"),
-                     stderr_tail=list(sup.stderr_tail))  # fmt: skip
+                     stderr_tail=list(sup.stderr_tail),
+                     failed=ending.srun_failure(sup.srun_errors))  # fmt: skip
     end = sup.finish(rc, ctx)
     state = RunDir(spec.run_dir).read_status().get("state")
     print(f"[sbatch_job] trainer exited with {rc}: run {state}"

@@ -4,6 +4,11 @@ Moved out of :mod:`jobs.study` (which plans and submits); ``jobs/sbatch_study.py
 same resources as ``sbatch`` command lines. The jobs start in the study's frozen code snapshot
 (:mod:`jobs.snapshot`): ``--chdir`` and ``PYTHONPATH`` name it, so a job that waited in the queue
 imports the code of its submission, never the working tree of the moment it starts.
+
+Both doors ask for ``--requeue`` (a site's default may be ``JobRequeue=0``) and start several
+tasks with ``srun --kill-on-bad-exit=1 --cpus-per-task=N`` (one dead rank ends the step instead of
+leaving the others in a collective; srun of SLURM 22.05–23.02 does not inherit the job's
+``--cpus-per-task``). The submitting shell's thread variables are not exported into the jobs.
 """
 
 from __future__ import annotations
@@ -12,22 +17,32 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from jobs.spec import PlannedRun, StudyPlan
 from text2sign.config import SlurmConfig
 from text2sign.errors import UsageError
 
-if TYPE_CHECKING:
-    from jobs.study import PlannedRun, StudyPlan
-
 MAIL_TYPE = "END,FAIL"  # --mail-user: one mail per study, from the collector job
+#: Not passed from the submitting shell into jobs: a job's threads come from its allocation.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def job_environment(env: dict[str, str]) -> dict[str, str]:
+    """The submitting environment as sbatch (``--export=ALL``) should pass it into the jobs."""
+    return {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
+
+
+def srun_args(s: SlurmConfig) -> list[str]:
+    """srun's flags for the tasks of one run (see the module docstring)."""
+    return ["--kill-on-bad-exit=1", f"--cpus-per-task={s.cpus_per_task}"]
 
 
 def _extra_flags(extra: list[str]) -> dict[str, Any]:
     """['--exclusive', '--reservation=x'] → submitit's additional_parameters."""
     out: dict[str, Any] = {}
     for flag in extra:
-        m = re.match(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.+))?$", flag)
+        m = re.fullmatch(r"--([A-Za-z][A-Za-z0-9-]*)(?:=(\S+))?", flag)
         if not m:
             raise UsageError(f"slurm.extra: {flag!r} is not of the form --name or --name=value")
         out[m.group(1).replace("-", "_")] = m.group(2) if m.group(2) is not None else True
@@ -54,6 +69,10 @@ def slurm_parameters(
         # `python -m submitit.core._submit` puts its cwd first on sys.path: the snapshot's.
         "additional_parameters": {"chdir": str(code)},
     }
+    if not collector:
+        params["srun_args"] = srun_args(s)
+        if "no_requeue" not in _extra_flags(s.extra):  # submitit sorts the flags: one of them
+            params["additional_parameters"]["requeue"] = True
     for key in ("partition", "account", "qos"):
         if getattr(s, key):
             params[key] = getattr(s, key)

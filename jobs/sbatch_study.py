@@ -9,7 +9,7 @@ names, variants, profile, ``--set`` values, data folder, image): bad input is on
 and sbatch is never called. Then, under the same study claim:
 
 * one job array of ``slurm/train.sbatch`` per resource group (split by ``MaxArraySize``, as
-  :func:`jobs.study.groups`), each task running ``python -m jobs.sbatch_job TASKS_JSON``;
+  :func:`jobs.sbatch_params.groups`), each task running ``python -m jobs.sbatch_job TASKS_JSON``;
 * the collector, ``slurm/collect.sbatch``, with ``--dependency=afterany:<arrays>``;
 * ``study.json`` as ``jobs/submit.py`` writes it (executor ``slurm``, job ids ``123_4``), so
   ``make status``, ``make cancel`` and ``make collect`` work unchanged;
@@ -35,7 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python jobs/sbatch_study.py`
 
-from jobs.sbatch_params import MAIL_TYPE  # noqa: E402
+if __name__ == "__main__":  # outside the venv: run in it, or say what to do
+    from jobs.bootstrap import ensure
+
+    ensure("sbatch_study")
+
+from jobs.sbatch_params import MAIL_TYPE, job_environment  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,8 +65,9 @@ def choose_runtime(runtime: str | None, image: str | None, overrides: list[str])
 
 
 def sbatch_env() -> dict[str, str]:
-    """The submitting environment (sbatch exports it) plus the project's own Python."""
-    return {**os.environ, "T2S_PYTHON": sys.executable}
+    """The submitting environment (sbatch exports it; not its thread variables: a job's threads
+    come from its allocation) plus the project's own Python."""
+    return {**job_environment(dict(os.environ)), "T2S_PYTHON": sys.executable}
 
 
 def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = REPO) -> list[str]:
@@ -83,7 +89,8 @@ def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = 
     if s.constraint:
         argv.append(f"--constraint={s.constraint}")
     _extra_flags(s.extra)  # validated by plan(); passed through as the user wrote them
-    argv += [f"--signal=B:USR2@{s.signal_delay_s}", "--requeue", "--open-mode=append",
+    requeue = [] if "--no-requeue" in s.extra else ["--requeue"]  # JobRequeue=0 sites too
+    argv += [f"--signal=B:USR2@{s.signal_delay_s}", *requeue, "--open-mode=append",
              f"--output={output}", f"--chdir={code}", "--export=ALL", *s.extra,
              str(code / TRAIN_SCRIPT.relative_to(REPO)), str(tasks_file)]  # fmt: skip
     return argv
@@ -124,13 +131,16 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
     """Every array, then the collector; study.json. ``dry_run``: print the sbatch lines only."""
     from jobs import record, snapshot
     from jobs import study as S
-    from jobs.sbatch_job import write_tasks
+    from jobs.sbatch_params import groups as split
+    from jobs.spec import write_tasks
+    from jobs.submit import run_list
     from text2sign.study import slurm_query
 
     study_dir = p.dir.resolve()
     max_array = slurm_query.max_array_size() if not dry_run else 1001
-    groups = S.groups(p.runs, max_array)
+    groups = split(p.runs, max_array)
     if dry_run:
+        print(run_list(p), end="")
         for i, group in enumerate(groups):
             out = f"{study_dir}/.sbatch/s0/g{i}/%a/slurm-%A_%a.out"
             tasks = study_dir / ".sbatch" / "s0" / f"g{i}.json"

@@ -25,7 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs import record  # noqa: E402
+if __name__ == "__main__":  # outside the venv: run in it, or say what to do
+    from jobs.bootstrap import ensure
+
+    ensure("status")
+
+from jobs import studyfile  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.run.rundir import TERMINAL as RUN_ENDED  # noqa: E402
 from text2sign.study.cost import fmt_hours, job_cost, status_footer  # noqa: E402
@@ -171,7 +176,7 @@ def cancel(study: Path) -> list[str]:
     ids = list(dict.fromkeys(str(i) for i in ids if i))
     if rec.get("executor") != "slurm" or not ids:
         raise UsageError(f"{study}: not a SLURM study (local runs end with their submit command)")
-    (study / record.CANCEL_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
+    (study / studyfile.CANCEL_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
     subprocess.run(["scancel", *ids], check=False)
     return ids
 

@@ -1,10 +1,11 @@
-"""Planning and submitting a study: variants × sweep points × seeds → job arrays + collector.
+"""Planning a study: variants × sweep points × seeds → validated runs, and the study's claim.
 
 ``plan()`` validates everything first (names, paths, configs, sweeps, image, executor) so that
-bad input submits nothing; ``submit()`` then freezes the code (:mod:`jobs.snapshot`), hands the
-runs to submitit as one job array per resource group (:mod:`jobs.sbatch_params`) and chains the
-collector with ``dependency=afterany:<arrays>``. Nothing the user typed reaches a shell: the
-trainer command is an argv list, and submitit quotes every ``#SBATCH`` value.
+bad input submits nothing; both doors then submit the plan under :func:`claimed`:
+``jobs/submitit_study.py`` (submitit) and ``jobs/sbatch_study.py`` (plain sbatch). Nothing the
+user typed reaches a shell: the trainer command is an argv list, and every string of the config
+is refused when it holds a control character (a newline would end an ``#SBATCH`` line), SLURM
+names when they hold anything but a SLURM name (:mod:`text2sign.config`).
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jobs import container as C
-from jobs import record, snapshot, sweep
+from jobs import snapshot, studyfile, sweep
+from jobs.container import ContainerSpec
 from jobs.inputs import check_inputs
-from jobs.launcher import CollectJob, ContainerSpec, RunSpec, TrainJob
-from jobs.sbatch_params import _extra_flags, check_mail, groups, slurm_parameters
+from jobs.sbatch_params import check_mail
+from jobs.spec import REPO, PlannedRun, RunSpec, StudyPlan
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import ConfigError, UsageError
 from text2sign.run.rundir import RunDir, checkpoint_meta
+from text2sign.run.runlock import flock
 from text2sign.study import slurm_query
 
-REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 PATH_RE = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 
@@ -51,36 +52,6 @@ def check_path(kind: str, value: str | Path) -> Path:
             "no spaces or shell metacharacters)"
         )
     return Path(text)
-
-
-@dataclass
-class PlannedRun:
-    spec: RunSpec
-    config_hash: str
-    slurm: SlurmConfig
-    job_id: str | None = None
-    overrides: dict[str, str] = field(default_factory=dict)  # the point's --sweep values, as typed
-
-
-@dataclass
-class StudyPlan:
-    name: str
-    dir: Path
-    executor: str  # slurm | local
-    profile: str
-    runs: list[PlannedRun]
-    container: dict[str, Any]
-    resume: bool
-    code: snapshot.Code = snapshot.Code("unknown", False, None, 0)
-    reference: tuple[str, str] = ("", "")  # (point, how it was chosen)
-    sweep: dict[str, Any] = field(default_factory=lambda: {"mode": None, "keys": []})
-    mail_user: str | None = None
-    argv: list[str] = field(default_factory=lambda: list(sys.argv))
-
-    @property
-    def code_dir(self) -> Path:
-        """Where the jobs import from: the study's code snapshot (else the checkout)."""
-        return Path(self.code.snapshot or REPO)
 
 
 def slurm_reachable() -> bool:
@@ -173,6 +144,7 @@ def plan(
         raise UsageError(f"--resume-study: {study_dir}/study.json not found")
     chosen = choose_executor(executor, dry_run=dry_run)
     active = _active_runs(study_dir) if resume and chosen == "slurm" else {}
+    submission = len(studyfile.read(study_dir).get("previous_submissions", [])) + 1 if resume else 0
     code = snapshot.describe(REPO, study_dir)
 
     runs: list[PlannedRun] = []
@@ -195,15 +167,15 @@ def plan(
                 cfg = base.model_copy(deep=True)
                 cfg.train.seed = seed
                 check_path("data.root", cfg.data.root)
-                _extra_flags(cfg.slurm.extra)  # validated for every executor, before anything runs
                 if input_check and (cfg.data.root, cfg.text.encoder) not in inputs_checked:
-                    check_inputs(cfg, REPO)  # the job runs in REPO: relative paths start there
+                    check_inputs(cfg, REPO, generate=not dry_run)  # relative paths start at REPO
                     inputs_checked.add((cfg.data.root, cfg.text.encoder))
                 run_dir = study_dir / point / f"seed{seed}"
                 run = RunDir(run_dir)
                 if run.config_hash.exists() and run.config_hash.read_text().strip() != cfg.hash():
                     raise UsageError(f"{run_dir}: holds a different config; it would be refused")
-                if resume and run.completed:
+                last = _last_state(run, cfg.eval.enabled) if resume else ""
+                if resume and last == "COMPLETED":
                     continue
                 if (point, seed) in active:
                     print(f"submit: {point}/seed{seed} is still {active[(point, seed)]} in SLURM: "
@@ -218,14 +190,28 @@ def plan(
                     config_file=str(Path(config_file).resolve()) if config_file else None,
                     container=container, workdir=str(REPO), config_hash=cfg.hash(),
                     max_requeues=cfg.slurm.max_requeues, max_retries=cfg.slurm.max_retries,
-                    point=point, code=code.snapshot,
+                    point=point, code=code.snapshot, submission=submission,
+                    evaluate=cfg.eval.enabled,
                 )  # fmt: skip
-                runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values)))
+                runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values),
+                                       last_state=last))  # fmt: skip
     ref = sweep.reference(all_points, reference)
     mode = ("zip" if zipped else "grid") if axes else None
     return StudyPlan(name, study_dir, chosen, profile, runs, _container_record(runs), resume,
                      code=code, reference=ref, sweep={"mode": mode, "keys": [a.key for a in axes]},
-                     mail_user=mail_user)  # fmt: skip
+                     mail_user=mail_user, submission=submission)  # fmt: skip
+
+
+def _last_state(run: RunDir, evaluate: bool) -> str:
+    """A run's state for ``--resume-study``: "COMPLETED" only when nothing is left to do (a
+    COMPLETED run whose evaluation never ran is resubmitted to be evaluated, not retrained)."""
+    if not run.status_file.exists():
+        return "no run yet"
+    status = run.read_status()
+    state = status.get("state", "?")
+    if state == "COMPLETED" and evaluate and not run.evaluated:
+        return "COMPLETED, not evaluated"
+    return state if state == "COMPLETED" else f"{state}: {status.get('reason') or 'no reason'}"
 
 
 def _resolve(profile: str, variant: str, config_file: str | None, overrides: list[str],
@@ -251,7 +237,7 @@ def _resolve(profile: str, variant: str, config_file: str | None, overrides: lis
 
 def _active_runs(study_dir: Path) -> dict[tuple[str, int], str]:
     """(variant, seed) → SLURM state, for the runs whose latest job is still queued or running."""
-    runs = record.read(study_dir).get("runs_all") or []
+    runs = studyfile.read(study_dir).get("runs_all") or []
     jobs = slurm_query.queued([r.get("job_id") for r in runs])
     return {(r["variant"], int(r["seed"])): jobs[str(r["job_id"])] for r in runs
             if str(r.get("job_id")) in jobs}  # fmt: skip
@@ -280,15 +266,8 @@ def _container_record(runs: list[PlannedRun]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Submission
+# The study's claim (both doors)
 # ----------------------------------------------------------------------------------------------
-
-
-def _executor(p: StudyPlan):
-    """submitit's AutoExecutor for the chosen cluster; job folders under the study."""
-    import submitit
-
-    return submitit.AutoExecutor(folder=p.dir / "submitit" / "%j", cluster=p.executor)
 
 
 @contextlib.contextmanager
@@ -308,75 +287,20 @@ def claimed(p: StudyPlan) -> Iterator[None]:
         except FileExistsError:
             raise UsageError(f"study {p.dir} exists (another submission claimed it first); pick "
                              "another --study or pass --resume-study") from None  # fmt: skip
-    fd = os.open(p.dir / ".submit.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = p.dir / ".submit.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, lock)
         except BlockingIOError:
             raise UsageError(f"study {p.dir}: another submission of it is in progress") from None
-        (p.dir / record.CANCEL_MARKER).unlink(missing_ok=True)  # a new submission runs again
+        (p.dir / studyfile.CANCEL_MARKER).unlink(missing_ok=True)  # a new submission runs again
         yield
     except BaseException:
-        if created and not (p.dir / record.STUDY_FILE).exists():
+        # A new study whose first sbatch failed leaves nothing; once a job reached SLURM the
+        # door has written study.json (what was queued), and the folder stays.
+        if created and not (p.dir / studyfile.STUDY_FILE).exists():
             shutil.rmtree(p.dir, ignore_errors=True)
         raise
     finally:
         os.close(fd)
-
-
-def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]:
-    """Submit the runs (one array per resource group) and the collector; write study.json."""
-    with claimed(p):
-        return _submit(p, local_parallel=local_parallel)
-
-
-def _submit(p: StudyPlan, *, local_parallel: int | None) -> dict[str, Any]:
-    snapshot.build(p.code, REPO)  # before any job exists: they all import from it
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(p.code_dir), os.environ.get("PYTHONPATH")])
-    )
-    rec = record.study_record(p)
-    if p.executor == "slurm":
-        array_ids = []
-        for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
-            ex = _executor(p)
-            native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}", code=p.code_dir)
-            ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-            ex._executor.max_num_timeout = group[0].slurm.max_requeues
-            with ex.batch():
-                jobs = [ex.submit(TrainJob(), r.spec) for r in group]
-            for r, job in zip(group, jobs, strict=True):
-                r.job_id = job.job_id
-            array_ids.append(jobs[0].job_id.split("_")[0])
-        ex = _executor(p)
-        native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True,
-                                  code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
-        native["additional_parameters"]["dependency"] = "afterany:" + ":".join(array_ids)
-        ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-        collector = ex.submit(CollectJob(), str(p.dir.resolve()))
-        rec.update(array_job_ids=array_ids, collector_job_id=collector.job_id)
-        record.write_runs(p, rec)
-        return rec
-    # Local: the very same job functions as subprocesses, a few at a time, then the collector.
-    parallel = local_parallel or max(
-        1, min(p.runs[0].slurm.array_parallelism, (os.cpu_count() or 1))
-    )
-    ex = _executor(p)
-    ex.update_parameters(timeout_min=p.runs[0].slurm.time_min, tasks_per_node=1, nodes=1)
-    pending = list(p.runs)
-    record.write_runs(p, rec)
-    while pending:
-        wave, pending = pending[:parallel], pending[parallel:]
-        jobs = [ex.submit(TrainJob(), r.spec) for r in wave]
-        for r, job in zip(wave, jobs, strict=True):
-            r.job_id = job.job_id
-        record.write_runs(p, rec)
-        for job in jobs:
-            job.wait()
-    collector = ex.submit(CollectJob(), str(p.dir.resolve()))
-    rec["collector_job_id"] = collector.job_id
-    record.write_runs(p, rec)
-    collector.wait()
-    rec["failed_runs"] = [f"{r.spec.name}/seed{r.spec.seed}" for r in p.runs
-                             if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
-    return rec

@@ -16,9 +16,12 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[1])
-)  # `python jobs/submit.py` from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python jobs/submit.py` anywhere
+
+if __name__ == "__main__":  # outside the venv: run in it, or say what to do
+    from jobs.bootstrap import ensure
+
+    ensure("submit")
 
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 
@@ -104,6 +107,14 @@ def resource_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def run_list(p) -> str:
+    """``--resume-study --dry-run``: which runs would be resubmitted, each with its last state."""
+    if not p.resume:
+        return ""
+    lines = [f"#   {r.spec.name}/seed{r.spec.seed}: {r.last_state}" for r in p.runs]
+    return "\n".join([f"# --resume-study would resubmit {len(p.runs)} runs:", *lines]) + "\n"
+
+
 def study_options(args: argparse.Namespace) -> dict:
     """The sweep, reference and mail options of :func:`jobs.study.plan` (both submit doors)."""
     return {"sweeps": args.sweeps, "zipped": args.zip, "reference": args.reference,
@@ -113,6 +124,7 @@ def study_options(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from jobs import study as S
+    from jobs.submitit_study import submit
 
     try:
         args = build_parser().parse_args(argv)
@@ -126,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"# study {p.name}: {len(p.runs)} runs, executor {p.executor} (dry run: nothing submitted)"
             )
+            print(run_list(p), end="")
             from jobs.sbatch_params import sbatch_texts
 
             for text in sbatch_texts(p):
                 print(text)
             return EXIT_OK
-        record = S.submit(p, local_parallel=args.local_parallel)
+        record = submit(p, local_parallel=args.local_parallel)
     except UsageError as e:
         print(f"submit: error: {e}", file=sys.stderr)
         return EXIT_USAGE

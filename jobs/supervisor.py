@@ -8,7 +8,9 @@ Both ways of running a study use it, so a run lives the same life whichever subm
   with its own signal handlers.
 
 How the job ends (requeue on USR2 within ``slurm.max_requeues``, cancel final, crash retried on
-another node, exit 2 never retried) is decided by :mod:`jobs.ending`, never here.
+another node, exit 2 never retried) is decided by :mod:`jobs.ending`, never here. A trainer that
+has not exited by the signal deadline is killed before the ending is written, so the launcher never
+writes status.json while the trainer might (both hold the run lock to write).
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from jobs import ending
-from jobs.ending import Ending, JobContext
-
-if TYPE_CHECKING:
-    from jobs.launcher import RunSpec
+from jobs.ending import Ending
+from jobs.spec import JobContext, RunSpec
 
 CHILD_POLL_S = 0.5
+KILL_WAIT_S = 10.0  # after SIGKILL at the signal deadline: how long the trainer may take to go
 STDERR_LINES = 20  # the trainer's last stderr lines kept for a crash's one-line reason
 SIGNAL_WAIT_SHARE = 0.9  # of the signal lead time: how long the trainer may take to checkpoint
 
@@ -45,6 +46,7 @@ class Supervisor:
         self.spec = spec
         self.child: subprocess.Popen | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.srun_errors: list[str] = []  # srun's "srun: error: NODE: task N: ..." lines
         self._tee: threading.Thread | None = None
 
     # -- the trainer process ---------------------------------------------------------------------
@@ -61,9 +63,14 @@ class Supervisor:
             sys.stderr.flush()
             if line.strip():
                 self.stderr_tail.append(line.rstrip("\n"))
+            if line.startswith("srun: error:") and len(self.srun_errors) < STDERR_LINES:
+                self.srun_errors.append(line.rstrip("\n"))
 
-    def wait(self, deadline: float | None = None) -> int | None:
-        """The trainer's exit code, or None at ``deadline`` (monotonic) while it still runs.
+    def wait(
+        self, deadline: float | None = None, interrupt: Callable[[], object] | None = None
+    ) -> int | None:
+        """The trainer's exit code, or None at ``deadline`` (monotonic) or once ``interrupt()``
+        is true while it still runs.
 
         Polls: ``Popen.wait()`` holds a lock that a signal handler calling it again would
         deadlock on, and the handlers here (submitit's, ours) do wait for the trainer.
@@ -71,6 +78,8 @@ class Supervisor:
         assert self.child is not None
         while (rc := self.child.poll()) is None:
             if deadline is not None and time.monotonic() > deadline:
+                return None
+            if interrupt is not None and interrupt():
                 return None
             time.sleep(CHILD_POLL_S)
         if self._tee is not None:
@@ -92,27 +101,32 @@ class Supervisor:
             assert self.child is not None
             self.child.send_signal(signum)
 
+    def kill(self) -> int | None:
+        """SIGKILL the trainer and wait (``KILL_WAIT_S``) for it to go; its exit code or None."""
+        if self.running():
+            assert self.child is not None
+            self.child.kill()
+        return self.wait(deadline=time.monotonic() + KILL_WAIT_S)
+
     # -- how the job ends ------------------------------------------------------------------------
-    def stop_for_requeue(self, lead_s: float | None = None) -> bool:
-        """USR2 (time limit ahead, or preemption): let the trainer checkpoint and exit, then say
-        whether the run may be requeued (``ending.requeue_allowed``: PREEMPTED, or TIMEOUT once
-        ``slurm.max_requeues`` are used). The caller requeues: submitit, or ``scontrol``."""
+    def stop_for_requeue(self, job_id: str | None, lead_s: float | None = None) -> bool:
+        """USR2 (time limit ahead, or preemption): let the trainer checkpoint and exit (killed at
+        the deadline: its last checkpoint stands), then requeue the job or end the run TIMEOUT
+        (:func:`jobs.ending.after_signal`). True when SLURM accepted the requeue."""
         rc = None
         if self.running():
             self.forward(signal.SIGUSR2)
             lead = signal_lead_s() if lead_s is None else lead_s
             rc = self.wait(deadline=time.monotonic() + SIGNAL_WAIT_SHARE * lead)
+            if rc is None:
+                print("[supervisor] the trainer did not checkpoint in time: SIGKILL", flush=True)
+                rc = self.kill()
             print(f"[supervisor] trainer exited with {rc} after the requeue signal", flush=True)
         elif self.child is not None:
             rc = self.child.poll()
-        return ending.requeue_allowed(self.spec, rc)
+        return ending.after_signal(self.spec, rc, job_id)
 
     def finish(self, rc: int, ctx: JobContext) -> Ending:
         """After the trainer exited by itself: write what it could not, then requeue (USR2 that
-        only the trainer saw) or retry (a crash) as :func:`jobs.ending.after_exit` decides."""
-        end = ending.after_exit(self.spec, rc, ctx)
-        if end.action == "requeue" and ctx.job_id:
-            ending.requeue(ctx.job_id)
-        elif end.action == "retry" and ctx.job_id:
-            ending.retry(ctx.job_id, exclude=end.exclude)
-        return end
+        only the trainer saw) or retry (a crash), as :func:`jobs.ending.after_exit` decides."""
+        return ending.after_exit(self.spec, rc, ctx)

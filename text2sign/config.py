@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -24,12 +25,30 @@ from text2sign.presets import DIT_PRESETS  # torch-free: submitting a study neve
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 HASH_EXCLUDED = ("eval", "slurm", "container")
+#: No string of the config may hold one: values reach batch scripts and command lines, where a
+#: newline would end an ``#SBATCH`` line and start a line of shell.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+#: SLURM names (partition, account, QOS; comma lists allowed) and constraint expressions.
+SLURM_NAME = re.compile(r"^[A-Za-z0-9_.,+-]+$")
+SLURM_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,:&|()\[\]*!+-]+$")
+SLURM_FLAG = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\x00-\x20\x7f]+)?$")
 
 
 class Section(BaseModel):
     """A config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and CONTROL_CHARS.search(item):
+                raise ValueError(
+                    "a newline or other control character is not allowed (values reach batch "
+                    "scripts and command lines)"
+                )
+        return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,6 +225,30 @@ class SlurmConfig(Section):
         1, ge=0, le=10,
         description="Retries of a crashed run (not exit 2, NaN or cancel), each on another node.",
     )  # fmt: skip
+
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _slurm_name(cls, value: str | None) -> str | None:
+        if value is not None and not SLURM_NAME.match(value):
+            raise ValueError("use only letters, digits and _ . , + - (a SLURM name or list)")
+        return value
+
+    @field_validator("constraint")
+    @classmethod
+    def _slurm_constraint(cls, value: str | None) -> str | None:
+        if value is not None and not SLURM_CONSTRAINT.match(value):
+            raise ValueError(
+                "use only letters, digits, _ . , : + - and the operators & | ! * ( ) [ ]"
+            )
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _slurm_flags(cls, value: list[str]) -> list[str]:
+        for flag in value:
+            if not SLURM_FLAG.match(flag):
+                raise ValueError(f"{flag!r} is not of the form --name or --name=value")
+        return value
 
     def ranks_per_node(self) -> int:
         return self.tasks_per_node or max(1, self.gpus_per_node)

@@ -73,10 +73,10 @@ def cycles(g: dict[str, set[str]]) -> list[str]:
     return found
 
 
-def stage_of(module: str) -> tuple[int, str] | None:
-    """(line in LAYERS, stage name) of the longest prefix that holds ``module``."""
+def stage_of(module: str, layers=LAYERS) -> tuple[int, str] | None:
+    """(line in ``layers``, stage name) of the longest prefix that holds ``module``."""
     best = None
-    for level, stages in enumerate(LAYERS):
+    for level, stages in enumerate(layers):
         for stage, prefixes in stages.items():
             for prefix in prefixes:
                 if module == prefix or module.startswith(prefix + "."):
@@ -85,13 +85,13 @@ def stage_of(module: str) -> tuple[int, str] | None:
     return None if best is None else best[1:]
 
 
-def violations(g: dict[str, set[str]]) -> list[str]:
+def violations(g: dict[str, set[str]], layers=LAYERS, root: str = "text2sign") -> list[str]:
     out = []
     for m, deps in sorted(g.items()):
-        here = stage_of(m)
+        here = stage_of(m, layers)
         for d in sorted(deps):
-            there = stage_of(d)
-            if here is None or there is None or d == "text2sign":
+            there = stage_of(d, layers)
+            if here is None or there is None or d == root:
                 continue
             if there[0] < here[0]:
                 out.append(f"{m} ({here[1]}) imports {d} ({there[1]}), a stage above it")

@@ -28,10 +28,12 @@ TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
 #: Why a run ended, as recorded in status.json's ``cause`` (the job layer retries only "crash").
 CAUSES = ("", "usage", "nonfinite", "crash", "signal", "cancel", "timeout", "requeue")
 #: Files that the job layer may write into a run dir before the trainer has claimed it.
-NEUTRAL_FILES = frozenset({"status.json", ".lock"})
+#: Written by the launcher of a task other than 0 whose trainer died (jobs/ending.py).
+TASK_FAILURE = ".task-failure.json"
+NEUTRAL_FILES = frozenset({"status.json", ".lock", TASK_FAILURE})
 #: status.json keys carried over from one write to the next (one attempt to the next).
-_CARRIED = ("created_at", "started_at", "attempts", "requeues", "retries", "excluded", "history",
-            "step", "total_steps", "job_id", "node")  # fmt: skip
+_CARRIED = ("created_at", "started_at", "attempts", "requeues", "retries", "excluded", "submission",
+            "history", "step", "total_steps", "job_id", "node")  # fmt: skip
 
 
 def now_iso() -> str:
@@ -146,6 +148,12 @@ class RunDir:
     @property
     def completed(self) -> bool:
         return self.read_status().get("state") == "COMPLETED"
+
+    @property
+    def evaluated(self) -> bool:
+        """The evaluation wrote its metrics (a COMPLETED run may lack them: the job's time limit
+        can hit during the evaluation)."""
+        return (self.path / "evaluation_metrics.json").exists()
 
     # -- checkpoints -------------------------------------------------------------------------
 

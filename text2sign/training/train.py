@@ -78,7 +78,7 @@ def train(cfg: Config, run_dir: Path) -> int:
         if run.completed:
             if env.is_main:
                 print(f"[text2sign] {run_dir}: already COMPLETED; nothing to train", flush=True)
-            if cfg.eval.enabled and not (run.path / "evaluation_metrics.json").exists():
+            if cfg.eval.enabled and not run.evaluated:
                 _evaluate_at_end(run, cfg, env)  # the job that trained it ended before evaluating
             return EXIT_OK
         return _train(cfg, run, env, stop, cpus)

@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 from jobs import container as C
-from jobs.launcher import ContainerSpec, RunSpec, build_command, container_argv
+from jobs.container import ContainerSpec, container_argv
+from jobs.spec import RunSpec, build_command
 from tests.conftest import REPO
 from text2sign.errors import UsageError
 

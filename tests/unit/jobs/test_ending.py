@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from jobs import ending, record
-from jobs.ending import JobContext
-from jobs.launcher import RunSpec
-from jobs.study import PlannedRun, groups
+from jobs import ending, studyfile
+from jobs.sbatch_params import groups
+from jobs.spec import JobContext, PlannedRun, RunSpec
 from text2sign.config import SlurmConfig, load_config
 from text2sign.errors import EXIT_REQUEUE, EXIT_USAGE, RunDirError
 from text2sign.run import safeload
@@ -27,6 +26,14 @@ from text2sign.study import slurm_query
 from text2sign.training.checkpoint import rng_state, set_rng_state
 
 NO_SLURM = JobContext(job_id=None, node="n1", log="/logs/7_0_log.err")
+
+
+@pytest.fixture(autouse=True)
+def scontrol(monkeypatch) -> list[tuple[str, ...]]:
+    """``scontrol`` as a cluster that accepts every requeue (the real one: tests/cluster)."""
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(ending, "scontrol", lambda *args: calls.append(args))
+    return calls
 
 
 def _run(tmp_path: Path, state: str = "RUNNING", **status) -> tuple[RunSpec, RunDir]:
@@ -72,7 +79,7 @@ def test_a_nan_run_is_neither_rewritten_nor_retried(tmp_path):
     assert run.read_status()["reason"] == "non-finite loss at step 3"
 
 
-def test_a_crash_is_retried_once_on_another_node_then_fails(tmp_path):
+def test_a_crash_is_retried_once_on_another_node_then_fails(tmp_path, scontrol):
     spec, run = _run(tmp_path)
     ctx = JobContext("999999_0", "n1", "log")  # a job id the controller does not know
     end = ending.after_exit(spec, -11, ctx)
@@ -81,8 +88,9 @@ def test_a_crash_is_retried_once_on_another_node_then_fails(tmp_path):
     assert st["state"] == "PENDING" and st["retries"] == 1 and st["excluded"] == ["n1"]
     assert st["reason"].startswith("retry 1 of 1 excluding n1, after: trainer killed by SIGSEGV")
     assert st["history"][-1]["state"] == "FAILED"
-    events = record.read(spec.study_dir)["events"]
+    events = studyfile.read(spec.study_dir)["events"]
     assert [(e["kind"], e["node"], e["job_id"]) for e in events] == [("retry", "n1", "999999_0")]
+    assert scontrol == [("requeue", "999999_0"), ("update", "JobId=999999_0", "ExcNodeList=n1")]
 
     run.write_status("RUNNING", start=True, node="n2")  # the retry, on the other node
     end = ending.after_exit(spec, -11, JobContext("999999_0", "n2", "log"))
@@ -93,20 +101,20 @@ def test_a_crash_is_retried_once_on_another_node_then_fails(tmp_path):
 
 def test_after_make_cancel_nothing_is_retried_or_requeued(tmp_path):
     spec, run = _run(tmp_path)
-    (spec.study_dir / record.CANCEL_MARKER).write_text("now")
+    (spec.study_dir / studyfile.CANCEL_MARKER).write_text("now")
     assert ending.after_exit(spec, -9, JobContext("999999_0", "n1", "log")).action == "none"
     assert run.read_status()["state"] == "CANCELLED"
-    assert not ending.requeue_allowed(spec, EXIT_REQUEUE)
+    assert not ending.after_signal(spec, EXIT_REQUEUE, "999999_0")
 
 
 def test_usr2_requeues_up_to_max_requeues_then_times_out(tmp_path):
     spec, run = _run(tmp_path, "PREEMPTED", reason="SIGUSR2 at step 5", cause="signal")
-    assert ending.requeue_allowed(spec, EXIT_REQUEUE)
+    assert ending.after_signal(spec, EXIT_REQUEUE, "999999_0")
     st = run.read_status()
     assert st["state"] == "PREEMPTED" and st["requeues"] == 1 and "requeue 1 of 1" in st["reason"]
     run.write_status("RUNNING", start=True)
     run.write_status("PREEMPTED", reason="SIGUSR2 at step 8", cause="signal")
-    assert not ending.requeue_allowed(spec, EXIT_REQUEUE)
+    assert not ending.after_signal(spec, EXIT_REQUEUE, "999999_0")
     st = run.read_status()
     assert st["state"] == "TIMEOUT" and "after 1 requeues (slurm.max_requeues=1)" in st["reason"]
 
@@ -126,10 +134,10 @@ def test_a_run_dir_of_another_config_or_trainer_is_never_written(tmp_path):
 
 
 def test_study_json_updates_under_the_lock_keep_every_writer(tmp_path):
-    record.update(tmp_path, lambda r: r.update(study="s"))
+    studyfile.update(tmp_path, lambda r: r.update(study="s"))
     for i in range(3):
-        record.add_event(tmp_path, kind="retry", n=i)
-    rec = record.read(tmp_path)
+        studyfile.add_event(tmp_path, kind="retry", n=i)
+    rec = studyfile.read(tmp_path)
     assert rec["study"] == "s" and [e["n"] for e in rec["events"]] == [0, 1, 2]
 
 

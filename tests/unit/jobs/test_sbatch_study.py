@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.launcher import ContainerSpec, RunSpec
-from jobs.sbatch_job import spec_from_dict, spec_to_dict
+from jobs.container import ContainerSpec
+from jobs.spec import RunSpec
+from jobs.spec import spec_from_dict, spec_to_dict
 from jobs.sbatch_study import choose_runtime
 from tests.conftest import REPO
 from tests.unit.jobs.test_submit import no_slurm_env, normalise

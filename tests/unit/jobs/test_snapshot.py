@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from jobs import snapshot
-from jobs.launcher import RunSpec, trainer_argv, trainer_env
+from jobs.spec import RunSpec, trainer_argv, trainer_env
 
 
 def git(repo: Path, *args: str) -> str:

@@ -325,6 +325,7 @@ def test_resume_of_a_sweep_study_resubmits_only_the_points_not_completed(tmp_pat
     run = RunDir(done.spec.run_dir)
     run.prepare(cfg)
     run.write_status("COMPLETED")
+    (run.path / "evaluation_metrics.json").write_text("{}")  # done: trained and evaluated
     again = make_plan(tmp_path, "train.lr=1e-3,3e-3", seeds="0,1", resume=True)
     assert [(r.spec.name, r.spec.seed) for r in again.runs] == [
         ("baseline__lr1e-3", 0), ("baseline__lr1e-3", 1), ("baseline__lr3e-3", 0)
