@@ -29,7 +29,8 @@ SETS   ?=
 # User values reach recipes only as (quoted) environment variables, never spliced into shell code.
 export STUDY SEEDS RESULTS PROFILE VARIANT SEED DATA IMAGE CPU_IMAGE TORCH VARIANTS RUNTIME SETS
 
-export OMP_NUM_THREADS ?= 1
+# No OMP_NUM_THREADS here: sbatch --export=ALL would carry it into every job, whose threads come
+# from its allocation (text2sign/runtime/threads.py); the tests set their own (tests/conftest.py).
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -43,6 +44,8 @@ help:  ## list targets
 # package pull a multi-GB CUDA torch), then DeepSpeed without build isolation (its setup.py
 # imports torch), then the project with its pinned dependencies.
 $(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: $(PYTHON)" \
+	  "is older than Python 3.11, the oldest the project supports: make PYTHON=python3.11 ..." >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=23" "setuptools>=64" wheel
 	$(PIP) install -q "$(TORCH)"
@@ -74,7 +77,7 @@ demo: $(STAMP) $(DATA)/.complete  ## run the whole study (tiny profile, 3 varian
 test: $(STAMP) $(POSE_STAMP)  ## lint + the whole test suite
 	$(VENV)/bin/ruff check text2sign tests jobs bench
 	$(VENV)/bin/ruff format --check text2sign tests jobs bench
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check text2sign tests jobs bench

@@ -33,7 +33,7 @@ if __name__ == "__main__":  # outside the venv: run in it, or say what to do
 from jobs import studyfile  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.run.rundir import TERMINAL as RUN_ENDED  # noqa: E402
-from text2sign.study.cost import fmt_hours, job_cost, status_footer  # noqa: E402
+from text2sign.study.cost import fmt_hours, runs_cost, status_footer, study_job_ids  # noqa: E402
 from text2sign.study.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
 COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "cost", "step",
@@ -84,8 +84,7 @@ def _last_row(path: Path) -> dict[str, Any]:
 
 
 def _job_ids(rec: dict[str, Any]) -> list[str]:
-    runs = rec.get("runs_all") or rec.get("runs", [])
-    return [str(j) for j in [*(r.get("job_id") for r in runs), rec.get("collector_job_id")] if j]
+    return study_job_ids(rec)  # every submission's jobs: the cost counts them all
 
 
 def table(study: Path, jobs: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -120,7 +119,8 @@ def table(study: Path, jobs: dict[str, dict[str, Any]] | None = None) -> list[di
             "state": state, "slurm": job.get("state", "-"),
             "restarts": job.get("restarts", max(0, status.get("attempts", 1) - 1)),
             "elapsed": job.get("elapsed", "-"), "step": f"{step}/{total}",
-            "cost": fmt_hours(job_cost(jobs, [str(r.get("job_id"))])) if job.get("attempts") else "-",
+            "cost": fmt_hours(runs_cost(jobs, rec, study, [(str(r["variant"]), f"seed{r['seed']}")]))
+            if job.get("attempts") else "-",
             "loss": f"{float(last['loss']):.4f}" if last.get("loss") else "-",
             "samples/s": f"{float(last['samples_per_s']):.1f}" if last.get("samples_per_s") else "-",
             "peak MiB": f"{int(last['peak_memory_bytes']) / 2**20:.0f}" if last.get("peak_memory_bytes") else "-",
@@ -154,7 +154,7 @@ def follow(study: Path, interval_s: float = 10.0) -> None:
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(f"study {study.name}  {time.strftime('%H:%M:%S')}\n{render(rows)}", flush=True)
         if slurm:
-            print(status_footer(rec, jobs), flush=True)
+            print(status_footer(rec, jobs, study), flush=True)
         collector = jobs.get(str(rec.get("collector_job_id")), {}).get("state")
         runs_over = all(r["slurm"] in ENDED or r["state"] in RUN_ENDED for r in rows)
         if runs_over and collector in ENDED:
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             slurm = rec.get("executor") == "slurm"
             jobs = SacctPoller(args.study).get(_job_ids(rec)) if slurm else {}
             print(
-                render(table(args.study, jobs)) + ("\n" + status_footer(rec, jobs) if slurm else "")
+                render(table(args.study, jobs))
+                + ("\n" + status_footer(rec, jobs, args.study) if slurm else "")
             )
     except UsageError as e:
         print(f"status: error: {e}", file=sys.stderr)

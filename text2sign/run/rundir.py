@@ -145,6 +145,14 @@ class RunDir:
         self.ended = state not in ("PENDING", "RUNNING")
         return status
 
+    def note_checkpoint(self, step: int) -> None:
+        """The trainer saved a checkpoint at ``step``: the attempt keeps its time (the cost counts
+        only the work after an attempt's last checkpoint as lost)."""
+        status = self.read_status()
+        if status.get("history"):
+            status["history"][-1].update(checkpoint_step=step, checkpoint_at=now_iso())
+            atomic.write_json(self.status_file, status)
+
     @property
     def completed(self) -> bool:
         return self.read_status().get("state") == "COMPLETED"

@@ -2,11 +2,13 @@
 
 ``os.cpu_count()`` and torch's default thread count see every core of the node, so three 1-CPU
 jobs on one node each start a thread per core and fight over the cores (issue 9 measured 5.6×
-less aggregate throughput). The allocation is, in order:
+less aggregate throughput). The allocation is the smallest of what is known:
 
 1. ``SLURM_CPUS_PER_TASK`` (set by ``--cpus-per-task``; per rank);
-2. the process's CPU affinity (cgroup/cpuset or ``taskset``), shared by the ranks that one
-   launcher started on this node (``LOCAL_WORLD_SIZE``);
+2. the process's CPU affinity (cgroup/cpuset, SLURM's task binding or ``taskset``), shared by the
+   ranks that one launcher started on this node (``LOCAL_WORLD_SIZE``): the CPUs the task really
+   has. srun of SLURM 22.05–23.02 does not inherit ``--cpus-per-task`` from the batch job, so a
+   task bound to one CPU may still see ``SLURM_CPUS_PER_TASK=8``;
 3. ``os.cpu_count()`` only where the platform has no affinity call (macOS).
 
 An ``OMP_NUM_THREADS`` in the environment is honoured when it is at most the allocation (the
@@ -46,17 +48,20 @@ def allocation(
 ) -> tuple[int, str]:
     """(CPUs for this rank, where the number came from). Pure given its inputs: testable."""
     env = os.environ if environ is None else environ
-    cpt = env.get("SLURM_CPUS_PER_TASK", "")
-    if cpt.isdigit() and int(cpt) > 0:
-        return int(cpt), f"SLURM_CPUS_PER_TASK={cpt}"
     cpus = affinity if affinity is not None else _affinity()
     local = env.get("LOCAL_WORLD_SIZE", "")
     share = int(local) if local.isdigit() and int(local) > 0 else 1
     if cpus is not None:
-        n = max(1, cpus // share)
-        return n, f"CPU affinity ({cpus} CPUs) / {share} local rank(s)"
-    n = max(1, (os.cpu_count() or 1) // share)
-    return n, f"os.cpu_count() / {share} local rank(s) (no affinity call on this platform)"
+        n, source = max(1, cpus // share), f"CPU affinity ({cpus} CPUs) / {share} local rank(s)"
+    else:
+        n = max(1, (os.cpu_count() or 1) // share)
+        source = f"os.cpu_count() / {share} local rank(s) (no affinity call on this platform)"
+    cpt = env.get("SLURM_CPUS_PER_TASK", "")
+    if cpt.isdigit() and int(cpt) > 0:
+        if int(cpt) <= n:
+            return int(cpt), f"SLURM_CPUS_PER_TASK={cpt}"
+        return n, f"{source}, below SLURM_CPUS_PER_TASK={cpt}"
+    return n, source
 
 
 def plan(

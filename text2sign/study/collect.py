@@ -23,9 +23,9 @@ from text2sign import atomic
 from text2sign.errors import UsageError
 from text2sign.study import slurm_query
 from text2sign.study.comparison import comparison_table, long_table
-from text2sign.study.cost import cost_columns, cost_section, fmt_hours, job_cost
+from text2sign.study.cost import cost_columns, cost_section, fmt_hours, runs_cost, study_job_ids
 from text2sign.study.provenance import provenance_section
-from text2sign.study.records import load_study, plan_runs, read_json
+from text2sign.study.records import load_study, read_json
 from text2sign.study.report import write_report
 from text2sign.study.settle import settle
 from text2sign.study.tables import latex_table, markdown_table
@@ -40,8 +40,7 @@ def sacct_jobs(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     asked once; {} for a study that did not run on SLURM."""
     if plan.get("executor") != "slurm" or not slurm_query.available():
         return {}
-    ids = [r.get("job_id") for r in plan_runs(plan)] + [plan.get("collector_job_id")]
-    return slurm_query.summarize(slurm_query.job_records([str(j) for j in ids if j]))
+    return slurm_query.summarize(slurm_query.job_records(study_job_ids(plan)))
 
 
 def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
@@ -70,7 +69,7 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     atomic.write_text(study / "comparison_table.md", md)
     atomic.write_text(study / "comparison_table.tex", latex_table(df, s.name, s.reference))
     extra = cost_section(s, df, jobs) + provenance_section(s)
-    run_cost = {r.job_id: fmt_hours(job_cost(jobs, [r.job_id])) for r in s.records
-                if (jobs.get(r.job_id) or {}).get("attempts")}  # fmt: skip
+    run_cost = {r.job_id: fmt_hours(runs_cost(jobs, s.plan, study, [(r.variant, r.seed)]))
+                for r in s.records if (jobs.get(r.job_id) or {}).get("attempts")}  # fmt: skip
     write_report(s, df, md, extra, plots=plots, run_cost=run_cost)
     return df

@@ -1,12 +1,17 @@
 """What a study cost: GPU-hours (or core-hours without GPUs) from sacct, NVML usage from telemetry.
 
 From sacct's records of every job of the study, requeued attempts included (``sacct -D``, one
-call for the whole study; :mod:`text2sign.study.slurm_query`):
+call for the whole study; :mod:`text2sign.study.slurm_query`), and of every *submission*: a run
+resubmitted with ``--resume-study`` keeps the jobs of its earlier submissions (:func:`run_jobs`):
 
 - **GPU-hours** = Σ over attempts of ``ElapsedRaw`` × allocated GPUs (``AllocTRES`` gres/gpu);
 - **core-hours** = Σ ``CPUTimeRAW`` (elapsed × allocated CPUs) / 3600;
-- **lost**: the share of those hours spent in attempts whose State is not COMPLETED (requeued,
-  failed, cancelled, timed out), as ``seff`` counts them; a job still running is not lost yet.
+- **lost**: the work after an attempt's last checkpoint, in the attempts that did not complete
+  (requeued, failed, cancelled, timed out): an attempt ended by the time-limit signal (USR2 →
+  checkpoint → requeue) loses only the minutes after its checkpoint, one killed before its first
+  checkpoint loses all of it. The checkpoint times come from the run's ``status.json`` history
+  (``checkpoint_at``, written by the trainer); without one the whole attempt counts as lost. A
+  job still running is not lost yet.
 
 The collector job's own cost is **listed separately** and never in the study's total: it is still
 running while it writes the report. Mean GPU utilisation and memory come from each run's
@@ -16,8 +21,11 @@ running while it writes the report. Mean GPU utilisation and memory come from ea
 from __future__ import annotations
 
 import csv
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,11 +33,66 @@ import pandas as pd
 from text2sign.study.records import RunRecord, Study, plan_runs
 
 RUNNING = frozenset({"RUNNING", "PENDING", "SUSPENDED", "REQUEUE_HOLD", "CONFIGURING"})
+Run = tuple[str, str]  # (point, "seed<k>")
 
 
-def job_cost(jobs: dict[str, dict[str, Any]], job_ids: Iterable[str]) -> dict[str, Any]:
-    """Hours of the given jobs (every attempt): ``gpu_h``, ``core_h``, their lost parts,
-    ``attempts``, ``lost_attempts`` and ``accounted`` (how many of the jobs sacct knows)."""
+def run_jobs(plan: dict[str, Any] | None) -> dict[Run, list[str]]:
+    """Every job id of every run, oldest first, over all submissions of the study (study.json:
+    ``runs_all`` with ``job_ids``, and the ``runs`` of ``previous_submissions`` for older files)."""
+    entries = [r for sub in (plan or {}).get("previous_submissions") or []
+               for r in plan_runs(sub if isinstance(sub, dict) else {})]  # fmt: skip
+    out: dict[Run, list[str]] = {}
+    for r in [*entries, *plan_runs(plan)]:
+        ids = out.setdefault((str(r["variant"]), f"seed{r['seed']}"), [])
+        for j in [*(r.get("job_ids") or []), r.get("job_id")]:
+            if j and str(j) not in ids:
+                ids.append(str(j))
+    return out
+
+
+def study_job_ids(plan: dict[str, Any] | None) -> list[str]:
+    """Every job sacct is asked about for a study: all runs' jobs and the collector."""
+    ids = [j for jobs in run_jobs(plan).values() for j in jobs]
+    return [
+        *ids,
+        *([str(plan["collector_job_id"])] if (plan or {}).get("collector_job_id") else []),
+    ]
+
+
+def checkpoint_times(run_dir: Path) -> list[datetime]:
+    """When the run's attempts last checkpointed (status.json history ``checkpoint_at``)."""
+    try:
+        history = json.loads((Path(run_dir) / "status.json").read_text()).get("history") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [t for h in history if isinstance(h, dict) and (t := _time(h.get("checkpoint_at")))]
+
+
+def _time(text: Any) -> datetime | None:
+    """An ISO time (status.json: UTC; sacct: local, naive) as an aware datetime, or None."""
+    try:
+        return datetime.fromisoformat(str(text)).astimezone()
+    except ValueError:
+        return None
+
+
+def lost_fraction(attempt: dict[str, Any], checkpoints: Sequence[datetime] = ()) -> float:
+    """The share of an attempt's hours after its last checkpoint (0 for a COMPLETED or running
+    attempt; 1 when it never checkpointed or its times are unknown)."""
+    if attempt["state"] == "COMPLETED" or attempt["state"] in RUNNING:
+        return 0.0
+    start, end = _time(attempt.get("start")), _time(attempt.get("end"))
+    if start is None or end is None or end <= start:
+        return 1.0
+    kept = [t for t in checkpoints if start <= t <= end]
+    return (end - max(kept)) / (end - start) if kept else 1.0
+
+
+def job_cost(jobs: dict[str, dict[str, Any]], job_ids: Iterable[str],
+             checkpoints: Sequence[datetime] = ()) -> dict[str, Any]:  # fmt: skip
+    """Hours of the given jobs (every attempt): ``gpu_h``, ``core_h``, their lost parts (work
+    after the last checkpoint, :func:`lost_fraction`), ``attempts``, ``lost_attempts`` (attempts
+    that did not complete) and ``accounted`` (how many of the jobs sacct knows)."""
     out = {"gpu_h": 0.0, "core_h": 0.0, "lost_gpu_h": 0.0, "lost_core_h": 0.0, "attempts": 0,
            "lost_attempts": 0, "accounted": 0}  # fmt: skip
     for job in dict.fromkeys(str(j) for j in job_ids if j):
@@ -39,14 +102,25 @@ def job_cost(jobs: dict[str, dict[str, Any]], job_ids: Iterable[str]) -> dict[st
         out["accounted"] += 1
         for a in attempts:
             gpu_h, core_h = a["elapsed_s"] * a["gpus"] / 3600, a["cpu_s"] / 3600
-            lost = a["state"] != "COMPLETED" and a["state"] not in RUNNING
+            lost = lost_fraction(a, checkpoints)
             out["gpu_h"] += gpu_h
             out["core_h"] += core_h
-            out["lost_gpu_h"] += gpu_h if lost else 0.0
-            out["lost_core_h"] += core_h if lost else 0.0
+            out["lost_gpu_h"] += gpu_h * lost
+            out["lost_core_h"] += core_h * lost
             out["attempts"] += 1
-            out["lost_attempts"] += lost
+            out["lost_attempts"] += a["state"] != "COMPLETED" and a["state"] not in RUNNING
     return out
+
+
+def runs_cost(jobs: dict[str, dict[str, Any]], plan: dict[str, Any], study: Path,
+              runs: Iterable[Run] | None = None) -> dict[str, Any]:  # fmt: skip
+    """:func:`job_cost` summed over runs (all of the study's, or ``runs``), every submission."""
+    every = run_jobs(plan)
+    total = job_cost({}, [])
+    for run in every if runs is None else runs:
+        c = job_cost(jobs, every.get(run, []), checkpoint_times(Path(study) / run[0] / run[1]))
+        total = {k: total[k] + c[k] for k in total}
+    return total
 
 
 def unit(cost: dict[str, Any]) -> str:
@@ -101,7 +175,7 @@ def cost_columns(study: Study, jobs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for point in study.points:
         runs = [r for r in study.records if r.variant == point]
-        c = job_cost(jobs, [r.job_id for r in runs])
+        c = runs_cost(jobs, study.plan, study.path, [(r.variant, r.seed) for r in runs])
         h, lost = hours(c)
         usage = [nvml_usage(r) for r in runs if r.path.is_dir()]
         utils = [u for u, _, _ in usage if not math.isnan(u)]
@@ -135,7 +209,7 @@ def no_accounting(study: Study) -> str:
 
 def study_cost(study: Study, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The study's total (its runs' jobs, every submission) and, separately, the collector's."""
-    total = job_cost(jobs, [r.get("job_id") for r in plan_runs(study.plan)])
+    total = runs_cost(jobs, study.plan, study.path)
     collector = job_cost(jobs, [study.plan.get("collector_job_id")])
     return {"runs": total, "collector": collector}
 
@@ -152,8 +226,10 @@ def cost_section(study: Study, df: pd.DataFrame, jobs: dict[str, dict[str, Any]]
         f"The study's runs used **{total:.4g} {u}**"
         + (f" ({s['runs']['core_h']:.4g} core-hours)" if u == "GPU-h" else "")
         + f" over {s['runs']['attempts']} attempts; {lost / total if total else 0:.0%} of it "
-        f"({lost:.3g} {u}, {s['runs']['lost_attempts']} attempts) went to attempts that did not "
-        "complete (requeues, failures, cancellations). From sacct (`-D`: every attempt): "
+        f"({lost:.3g} {u}) was lost: the work after the last checkpoint of the "
+        f"{s['runs']['lost_attempts']} attempts that did not complete (requeues, failures, "
+        "cancellations; a requeue after its checkpoint loses only the minutes after it). "
+        "From sacct (`-D`: every attempt, every submission): "
         "GPU-hours = elapsed × allocated GPUs, core-hours = `CPUTimeRAW` / 3600. "
         + ("The collector job's own cost is excluded (it is still running): "
            f"{fmt_hours(s['collector'])} so far." if s["collector"]["accounted"] else
@@ -169,14 +245,14 @@ def cost_section(study: Study, df: pd.DataFrame, jobs: dict[str, dict[str, Any]]
             "N/A" if math.isnan(x) else f"{x:.3g}" for x in (r.gpu_hours, r.core_hours)
         )
         out.append(f"| {r.variant} | {gpu_h} | {core_h} | {lost_s} | "
-                   f"{int(r.attempts)} ({int(r.lost_attempts)} lost) | {util} | {mem} | "
+                   f"{int(r.attempts)} ({int(r.lost_attempts)} interrupted) | {util} | {mem} | "
                    f"{r.cost_note} |")  # fmt: skip
     return [*out, ""]
 
 
-def status_footer(plan: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> str:
-    """``make status``'s cost line: the study so far and the collector, separately."""
-    runs = job_cost(jobs, [r.get("job_id") for r in plan_runs(plan)])
+def status_footer(plan: dict[str, Any], jobs: dict[str, dict[str, Any]], study: Path) -> str:
+    """``make status``'s cost line: the study so far (every submission) and the collector."""
+    runs = runs_cost(jobs, plan, study)
     if not runs["accounted"]:
         return "cost: no sacct records yet"
     collector = job_cost(jobs, [plan.get("collector_job_id")])

@@ -4,7 +4,8 @@ A job cancelled while pending, killed with its node, or ended by SLURM while the
 was killed leaves ``status.json`` at PENDING/RUNNING/PREEMPTED (or no run dir at all). After the
 jobs have ended (the collector runs ``afterany``), sacct knows how each ended; this module writes
 that into the run's ``status.json``, with a reason saying where it came from. It never writes into
-a run dir that a trainer holds (the run-dir lock) or that holds another config.
+a run dir that a trainer holds (the run-dir lock) or that holds another config, nor anywhere but
+``STUDY/<point>/seed<k>``: study.json's ``run_dir`` may come from someone else's study.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
     """
     if plan.get("executor") != "slurm" or not slurm_query.available():
         return 0
-    runs = plan.get("runs_all") or plan.get("runs", [])
+    runs = [r for r in plan.get("runs_all") or plan.get("runs", []) if _inside(study, r)]
     open_runs = [r for r in runs
                  if RunDir(study / r["run_dir"]).read_status().get("state") not in TERMINAL]  # fmt: skip
     if not open_runs:
@@ -52,6 +53,18 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
         if _write(RunDir(study / r["run_dir"]), r.get("config_hash", ""), job):
             settled += 1
     return settled
+
+
+def _inside(study: Path, run: dict[str, Any]) -> bool:
+    """study.json's ``run_dir`` names a run dir of this study (``<point>/seed<k>``), no more."""
+    rel = Path(str(run.get("run_dir", "")))
+    ok = (len(rel.parts) == 2 and rel.parts[1].startswith("seed") and ".." not in rel.parts
+          and not rel.is_absolute()
+          and (study / rel).resolve().parent.parent == Path(study).resolve())  # fmt: skip
+    if not ok:
+        log.warning("%s/study.json: run_dir %r is not a run dir of the study: left alone", study,
+                    str(rel))  # fmt: skip
+    return ok
 
 
 def _write(run: RunDir, config_hash: str, job: dict[str, Any]) -> bool:

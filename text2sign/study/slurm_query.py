@@ -88,7 +88,7 @@ def _int(text: str) -> int:
 def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, Any]]:
     """Job id → {state, restarts, elapsed, nodes, attempts}: the latest record, restarts =
     REQUEUED ones; ``attempts``: every record's state, elapsed seconds, CPU seconds
-    (``CPUTimeRAW`` = elapsed × allocated CPUs) and allocated GPUs, for the cost."""
+    (``CPUTimeRAW`` = elapsed × allocated CPUs), allocated GPUs, start and end, for the cost."""
     out = {}
     for job, recs in records.items():
         last = recs[-1]
@@ -103,6 +103,8 @@ def summarize(records: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, A
                     "elapsed_s": _int(r.get("ElapsedRaw", "")),
                     "cpu_s": _int(r.get("CPUTimeRAW", "")),
                     "gpus": alloc_gpus(r.get("AllocTRES", "")),
+                    "start": r.get("Start", ""),
+                    "end": r.get("End", ""),
                 }
                 for r in recs
             ],  # fmt: skip

@@ -403,3 +403,5 @@ def _save(s: _Setup, out: _Outputs, step: int) -> None:
     s.run.checkpoints.mkdir(parents=True, exist_ok=True)
     checkpoint.save(s.engine, s.run.checkpoints, step=step, rank=env.rank, client_state=client,
                     keep=cfg.train.keep_checkpoints)  # fmt: skip
+    if env.is_main:
+        s.run.note_checkpoint(step)

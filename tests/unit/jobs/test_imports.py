@@ -13,11 +13,23 @@ from tests.unit.test_layout import REPO, cycles, graph, modules, stage_of, viola
 
 JOBS = REPO / "jobs"
 JOB_LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
-    {"doors": ("jobs.submit", "jobs.sbatch_study", "jobs.submitit_study", "jobs.status",
-               "jobs.bootstrap")},  # fmt: skip
     {
-        "submit time": ("jobs.study", "jobs.sweep", "jobs.sbatch_params", "jobs.record",
-                        "jobs.inputs"),  # fmt: skip
+        "doors": (
+            "jobs.submit",
+            "jobs.sbatch_study",
+            "jobs.submitit_study",
+            "jobs.status",
+            "jobs.bootstrap",
+        )
+    },  # fmt: skip
+    {
+        "submit time": (
+            "jobs.study",
+            "jobs.sweep",
+            "jobs.sbatch_params",
+            "jobs.record",
+            "jobs.inputs",
+        ),  # fmt: skip
         "job time": ("jobs.launcher", "jobs.supervisor", "jobs.ending", "jobs.sbatch_job"),
     },
     {"shared": ("jobs.spec", "jobs.studyfile", "jobs.container", "jobs.snapshot", "jobs")},
@@ -38,8 +50,11 @@ def test_submit_time_and_job_time_import_only_the_shared_bottom():
 
 
 def test_the_jobs_checks_fail_on_a_circle_and_on_a_side_importing_the_other():
-    g = {"jobs.ending": {"jobs.record"}, "jobs.record": {"jobs.launcher"},
-         "jobs.launcher": {"jobs.ending"}}  # fmt: skip  (the circle this layout removed)
+    g = {
+        "jobs.ending": {"jobs.record"},
+        "jobs.record": {"jobs.launcher"},
+        "jobs.launcher": {"jobs.ending"},
+    }  # fmt: skip  (the circle this layout removed)
     assert cycles(g) == ["jobs.ending → jobs.record → jobs.launcher → jobs.ending"]
     assert violations(g, JOB_LAYERS, "jobs") == [
         "jobs.ending (job time) imports jobs.record (submit time), a sibling stage",

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from jobs.container import ContainerSpec
-from jobs.spec import RunSpec
-from jobs.spec import spec_from_dict, spec_to_dict
 from jobs.sbatch_study import choose_runtime
+from jobs.spec import RunSpec, spec_from_dict, spec_to_dict
 from tests.conftest import REPO
 from tests.unit.jobs.test_submit import no_slurm_env, normalise
 from text2sign.errors import UsageError

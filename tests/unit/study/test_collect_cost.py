@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,7 +79,7 @@ def test_gpu_hours_per_run_point_and_study_with_requeues_and_failures(tmp_path, 
     total = (100 + 300 + 360 + 36) / 3600
     assert f"**{total:.4g} GPU-h**" in cost and f"{(100 + 36) / 796:.0%} of it" in cost
     assert "collector job's own cost is excluded (it is still running): 0.00278 core-h" in cost
-    assert "| baseline | 0.211 | 0.422 | 13% | 3 (1 lost) | 60 % | 2048 MiB |  |" in cost
+    assert "| baseline | 0.211 | 0.422 | 13% | 3 (1 interrupted) | 60 % | 2048 MiB |  |" in cost
     assert "| baseline | seed0 | COMPLETED | 0.111 GPU-h (25% lost) | - |  |" in report  # per run
     csv = pd.read_csv(tmp_path / "comparison_table.csv").set_index("variant")
     assert csv.loc["no_ema", "gpu_hours"] == pytest.approx(0.01)
@@ -99,7 +100,7 @@ def test_cpu_runs_have_core_hours_and_nvml_na_with_the_reason(tmp_path, monkeypa
     assert r.cost_unit == "core-h" and r.core_hours == pytest.approx(120 / 3600)
     assert r.gpu_hours == 0 and math.isnan(r.gpu_util_percent)
     assert r.cost_note == "NVML: no NVIDIA GPU/driver (NVMLError)"
-    assert "| baseline | 0 | 0.0333 | 0% | 1 (0 lost) | N/A | N/A | NVML: no NVIDIA" in (
+    assert "| baseline | 0 | 0.0333 | 0% | 1 (0 interrupted) | N/A | N/A | NVML: no NVIDIA" in (
         tmp_path / "report.md").read_text()  # fmt: skip
 
 
@@ -126,7 +127,7 @@ def test_status_footer_lists_the_collector_separately(fake_sacct):
 
     plan = {"runs": [{"variant": "b", "seed": s, "job_id": f"7_{s}"} for s in range(3)],
             "collector_job_id": "8"}  # fmt: skip
-    assert status_footer(plan, jobs) == (
+    assert status_footer(plan, jobs, Path("/nonexistent")) == (
         "cost so far: 0.221 GPU-h (17% lost) over 4 attempts; collector (not included): "
         "0.00278 core-h"
     )
