@@ -18,6 +18,8 @@ Local jobs share this machine's CPUs: each gets its share as ``OMP_NUM_THREADS``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from typing import Any
 
@@ -56,22 +58,25 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
     os.environ.clear()
     os.environ.update(job_environment(environ))  # what sbatch --export=ALL passes into the jobs
     array_ids: list[str] = []
+    chatter = io.StringIO()  # submitit prints sbatch's stderr itself: the error says it once
     try:
-        for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
+        with contextlib.redirect_stderr(chatter):
+            for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
+                ex = _executor(p)
+                native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}",
+                                          code=p.code_dir)  # fmt: skip
+                ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
+                with ex.batch():
+                    jobs = [ex.submit(TrainJob(), r.spec) for r in group]
+                for r, job in zip(group, jobs, strict=True):
+                    r.job_id = job.job_id
+                array_ids.append(jobs[0].job_id.split("_")[0])
             ex = _executor(p)
-            native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}", code=p.code_dir)
+            native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect",
+                                      collector=True, code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
+            native["additional_parameters"]["dependency"] = "afterany:" + ":".join(array_ids)
             ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-            with ex.batch():
-                jobs = [ex.submit(TrainJob(), r.spec) for r in group]
-            for r, job in zip(group, jobs, strict=True):
-                r.job_id = job.job_id
-            array_ids.append(jobs[0].job_id.split("_")[0])
-        ex = _executor(p)
-        native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect", collector=True,
-                                  code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
-        native["additional_parameters"]["dependency"] = "afterany:" + ":".join(array_ids)
-        ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-        collector = ex.submit(CollectJob(), str(p.dir.resolve())).job_id
+            collector = ex.submit(CollectJob(), str(p.dir.resolve())).job_id
     except Exception as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         if not array_ids:

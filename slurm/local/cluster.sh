@@ -18,7 +18,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+
 # ---- settings (environment overrides for unusual machines) ----------------------------------
 STATE=${T2S_SLURM_STATE:-/var/lib/t2s-slurm}
 CLUSTER=${T2S_SLURM_CLUSTER:-t2s}
-NODE_CPUS=${T2S_SLURM_NODE_CPUS:-4}        # declared per node (host has 2 cores; see slurm.conf.in)
+NODE_CPUS=${T2S_SLURM_NODE_CPUS:-$(nproc)} # declared per node: the CPUs binding can use (slurm.conf.in)
 NODE_MEM_MB=${T2S_SLURM_NODE_MEM_MB:-8000}
 MYSQL_PORT=${T2S_SLURM_MYSQL_PORT:-3307}   # private MariaDB; 3307 avoids a system one on 3306
 CTLD_PORT=6817

@@ -93,8 +93,9 @@ def studies(slurm, synth_data, tmp_path_factory) -> dict:
             synth_data,
             "train.max_steps=6",
             "eval.enabled=false",
+            env={"OMP_NUM_THREADS": "1"},  # a shell that says 1 (make did): not the job's
             **one,
-            SBATCH_ARGS="--nodes 2 --tasks-per-node 1",
+            SBATCH_ARGS="--nodes 2 --tasks-per-node 1 --cpus-per-task 2",
         ),  # fmt: skip
         "requeue": sbatch_make("sbatch-train", results, "requeue", synth_data, *EXACT, **one),
         "reference": sbatch_make("sbatch-train", results, "reference", synth_data, *EXACT, **one),
@@ -222,7 +223,11 @@ def test_two_nodes_one_task_each_through_srun(studies):
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["world_size"] == 2 and meta["backend"] == "gloo"
     assert [int(r["step"]) for r in read_metrics(path)] == list(range(1, 7))
-    assert "srun --kill-on-bad-exit=1 --ntasks=2" in (path / f"slurm-{job}.out").read_text()
+    log = (path / f"slurm-{job}.out").read_text()
+    assert "srun --kill-on-bad-exit=1 --ntasks=2 --cpus-per-task=2" in log
+    # srun of SLURM 22.05 does not inherit --cpus-per-task: passed on, each task is bound to 2
+    threads = meta["threads"]
+    assert (threads["affinity"], threads["torch"], threads["omp_env"]) == (2, 2, None)
 
 
 def test_sbatch_train_from_a_fresh_shell_completes_with_its_log_in_the_run_dir(studies):

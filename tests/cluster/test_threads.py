@@ -1,8 +1,9 @@
-"""CPU threads follow the job's allocation on the real cluster, not the host's core count.
+"""CPU threads follow the job's allocation on the real cluster, not the host's core count, nor the
+submitting shell's ``OMP_NUM_THREADS`` (review item 7: make exported 1 into every job), nor a
+``SLURM_CPUS_PER_TASK`` larger than the CPUs the task is bound to (review item 12).
 
-``python jobs/submit.py`` is typed in a shell without OMP_NUM_THREADS (the command users are told
-to use); the trainer must still start one intra-op thread per allocated CPU and say so in
-metadata.json.
+The local cluster binds tasks (``TaskPlugin=task/affinity``): ``metadata.json`` → ``threads``
+records the affinity the trainer really had.
 """
 
 from __future__ import annotations
@@ -15,38 +16,61 @@ import pytest
 from tests.cluster.conftest import submit, wait_for
 
 pytestmark = pytest.mark.cluster
+SHORT = ["--set", "train.max_steps=2", "--set", "eval.enabled=false", "--set",
+         "train.num_samples=0"]  # fmt: skip
 
 
 def test_the_trainer_uses_the_cpus_of_its_allocation(slurm, synth_data, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["HF_HUB_OFFLINE"] = "1"
     studies = {
-        cpus: submit(
+        # (cpus per task, nodes): the submitting shell says OMP_NUM_THREADS=1 for cpus 2
+        (1, 1): submit(
             tmp_path,
-            f"threads{cpus}",
+            "threads1",
             synth_data,
             "--variants",
             "baseline",
             "--cpus-per-task",
-            str(cpus),
-            "--set",
-            "train.max_steps=2",
-            "--set",
-            "eval.enabled=false",
-            "--set",
-            "train.num_samples=0",
+            "1",
+            *SHORT,
             env=env,
-        )
-        for cpus in (1, 2)
-    }  # fmt: skip; both submitted first, so they run side by side
-    for cpus, rec in studies.items():
+        ),
+        (2, 1): submit(
+            tmp_path,
+            "threads2",
+            synth_data,
+            "--variants",
+            "baseline",
+            "--cpus-per-task",
+            "2",
+            *SHORT,
+            env={**env, "OMP_NUM_THREADS": "1"},
+        ),
+        (2, 2): submit(
+            tmp_path,
+            "threads2x2",
+            synth_data,
+            "--variants",
+            "baseline",
+            "--cpus-per-task",
+            "2",
+            "--nodes",
+            "2",
+            "--tasks-per-node",
+            "1",
+            *SHORT,
+            env=env,
+        ),
+    }  # fmt: skip  (all submitted first, so they run side by side)
+    for (cpus, nodes), rec in studies.items():
         run = rec["runs"][0]
         assert wait_for(run["job_id"])["state"] == "COMPLETED"
-        meta = json.loads(
-            (tmp_path / f"threads{cpus}" / run["run_dir"] / "metadata.json").read_text()
-        )
+        meta = json.loads((tmp_path / rec["study"] / run["run_dir"] / "metadata.json").read_text())
         threads = meta["threads"]
+        assert meta["world_size"] == nodes
         assert threads["omp_env"] is None  # nothing in the job's environment asked for a number
+        assert threads["affinity"] == cpus  # bound to its CPUs (srun got --cpus-per-task)
         assert (threads["allocated"], threads["torch"]) == (cpus, cpus)
         assert threads["source"] == f"SLURM_CPUS_PER_TASK={cpus}"
         assert threads["workers"] == 0  # data.num_workers=0 (default) asks for none

@@ -31,6 +31,7 @@ class Threads:
     torch: int  # torch intra-op threads
     workers: int  # DataLoader workers actually used
     omp_env: str | None  # OMP_NUM_THREADS as found in the environment
+    affinity: int | None = None  # CPUs in the process's affinity mask (None: no affinity call)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +76,9 @@ def plan(
     if omp and omp.isdigit() and int(omp) > 0:
         n = min(int(omp), cpus)
     workers = min(workers_wanted, max(0, cpus - 1))
-    return Threads(allocated=cpus, source=source, torch=n, workers=workers, omp_env=omp)
+    mask = affinity if affinity is not None else _affinity()
+    return Threads(allocated=cpus, source=source, torch=n, workers=workers, omp_env=omp,
+                   affinity=mask)  # fmt: skip
 
 
 def apply(workers_wanted: int = 0) -> Threads:

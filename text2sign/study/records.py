@@ -105,6 +105,21 @@ def _read_evaluation(rec: RunRecord) -> None:
     rec.inference_device = f"{device} x{len(ranks)} ranks" if len(ranks) > 1 else device
 
 
+NEEDS_EVALUATION = ("needs evaluation (COMPLETED, but its job ended before the evaluation: "
+                    "--resume-study evaluates it)")  # fmt: skip
+
+
+def _evaluates(run: Path) -> bool:
+    """The run's config asks for an evaluation (``eval.enabled``; yes when unreadable)."""
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        return bool((cfg.get("eval") or {}).get("enabled", True))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return True
+
+
 def plan_runs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     """study.json's run entries (every submission's: ``runs_all``, else ``runs``), well-formed."""
     runs = (plan or {}).get("runs_all") or (plan or {}).get("runs") or []
@@ -140,6 +155,8 @@ def discover(study: Path) -> list[RunRecord]:
             rec.state, rec.problem = "PARTIAL", sproblem
         if rec.state == "COMPLETED":
             _read_evaluation(rec)
+            if rec.eval_problem == "no evaluation_metrics.json" and _evaluates(path):
+                rec.eval_problem = NEEDS_EVALUATION
             rec.samples = read_json(path / "samples" / "index.json")[0] or {}
             rec.weights = rec.weights or str(rec.samples.get("weights") or "")
         records.append(rec)

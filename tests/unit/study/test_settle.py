@@ -24,3 +24,15 @@ def test_settle_writes_only_inside_the_study(tmp_path, monkeypatch):
         "CANCELLED"
     )
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "abs").exists()
+
+
+def test_a_completed_run_without_its_evaluation_says_it_needs_one(tmp_path):
+    """Review item 2: the seed no longer drops out silently; the N/A reason says what to do."""
+    from tests.unit.study.test_collect import fake_run
+    from text2sign.study.records import NEEDS_EVALUATION, discover
+
+    fake_run(tmp_path, "baseline", 0, final_loss=0.2)
+    (tmp_path / "baseline" / "seed0" / "config.yaml").write_text("eval:\n  enabled: true\n")
+    assert discover(tmp_path)[0].eval_problem == NEEDS_EVALUATION
+    (tmp_path / "baseline" / "seed0" / "config.yaml").write_text("eval:\n  enabled: false\n")
+    assert discover(tmp_path)[0].eval_problem == "no evaluation_metrics.json"
