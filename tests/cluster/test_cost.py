@@ -1,5 +1,6 @@
 """The study's cost on the real cluster: one run requeued by USR2 (as before a time limit), then
-cancelled; the collector's core-hours must equal sacct's CPUTimeRAW of every attempt.
+cancelled; the collector's core-hours must equal sacct's CPUTimeRAW of every attempt, and only the
+work after each attempt's checkpoint counts as lost (both attempts checkpointed on their signal).
 
 The check against sacct is an independent call (``sacct -D -X -P -n -o JobID,CPUTimeRAW``), not
 the collector's own parsing.
@@ -69,7 +70,11 @@ def test_core_hours_equal_sacct_cputimeraw_with_a_requeue(slurm, synth_data, tmp
     assert df.core_hours.sum() == pytest.approx(cpu_s / 3600, rel=1e-9)
     assert df.gpu_hours.sum() == 0 and list(df.cost_unit) == ["core-h"]
     assert list(df.attempts) == [2] and list(df.lost_attempts) == [2]  # REQUEUED + CANCELLED
+    # Before (review item 14): 100% lost. Both attempts checkpointed on their signal: only the
+    # seconds from each checkpoint to the attempt's end are lost, not the attempts.
+    assert 0 < df.lost_share.iloc[0] < 0.5, df.lost_share.iloc[0]
     report = (tmp_path / STUDY / "report.md").read_text()
     cost = report.split("## Cost")[1].split("\n## ")[0]
-    assert f"**{cpu_s / 3600:.4g} core-h** over 2 attempts; 100% of it" in cost, cost
+    assert f"**{cpu_s / 3600:.4g} core-h** over 2 attempts; " in cost, cost
+    assert "was lost: the work after the last checkpoint of the 2 attempts" in cost
     assert "collector job's own cost is excluded" in cost

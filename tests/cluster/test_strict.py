@@ -30,6 +30,7 @@ from tests.cluster.conftest import (
 )
 from tests.cluster.test_sbatch import make, sbatch_make
 from tests.conftest import REPO, read_metrics
+from text2sign.study import slurm_query
 
 pytestmark = pytest.mark.cluster
 LONG = ["train.max_steps=3000", "train.checkpoint_every=1000", "eval.enabled=false",
@@ -213,9 +214,14 @@ def test_a_later_sbatch_refused_keeps_and_records_what_was_queued(slurm, synth_d
     assert len(rec["array_job_ids"]) == 1 and rec["collector_job_id"] is None
     assert [r["variant"] for r in rec["runs"]] == ["baseline__partitiondebug"]
     job = rec["runs"][0]["job_id"]
-    assert wait_for(job, states={"PENDING"}, timeout=60)["state"] == "PENDING"  # held, queued
+    assert slurm_query.queued([job]) == {job: "PENDING"}  # held, queued (squeue knows it now)
     if door == "submit":
         assert list((tmp_path / study / "submitit").rglob("*_submitted.pkl"))
     proc = make("cancel", STUDY=study, RESULTS=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert wait_for(job, timeout=60)["state"] == "CANCELLED"
+    deadline = time.monotonic() + 60  # sacct names a task never started 12_[0%8]: ask the array
+    array = job.split("_")[0]
+    while (state := slurm_query.summarize(slurm_query.job_records([array])).get(job, {}).get(
+            "state")) != "CANCELLED":  # fmt: skip
+        assert time.monotonic() < deadline, f"{job}: {state}"
+        time.sleep(1)

@@ -3,7 +3,7 @@ submitting shell's ``OMP_NUM_THREADS`` (review item 7: make exported 1 into ever
 ``SLURM_CPUS_PER_TASK`` larger than the CPUs the task is bound to (review item 12).
 
 The local cluster binds tasks (``TaskPlugin=task/affinity``): ``metadata.json`` → ``threads``
-records the affinity the trainer really had.
+records the affinity the trainer really had (two nodes × 2 CPUs through srun: test_sbatch.py).
 """
 
 from __future__ import annotations
