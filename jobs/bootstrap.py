@@ -17,7 +17,7 @@ from pathlib import Path
 from text2sign import PYTHON_FLOOR
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDED = ("yaml", "pydantic", "submitit")  # what the submit side imports
+NEEDED = ("yaml", "pydantic", "pandas", "submitit")  # what the scripts import (status: pandas)
 REEXEC_MARK = "T2S_BOOTSTRAPPED"  # set in the re-run: never loop
 
 

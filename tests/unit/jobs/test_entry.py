@@ -64,7 +64,7 @@ def test_submit_outside_the_venv_runs_in_it_or_says_what_to_do(tmp_path):
     env[bootstrap.REEXEC_MARK] = "1"  # as without a .venv to run in
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert re.fullmatch(r"submit: error: \S+ lacks yaml, pydantic, submitit: run `make venv` "
+    assert re.fullmatch(r"submit: error: \S+ lacks yaml, pydantic, pandas, submitit: run `make venv` "
                         r"once in \S+ \(then this command runs in its \.venv by itself\)\n",
                         proc.stderr), proc.stderr  # fmt: skip
 
