@@ -24,7 +24,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ from text2sign.study.records import RunRecord, Study, plan_runs
 
 RUNNING = frozenset({"RUNNING", "PENDING", "SUSPENDED", "REQUEUE_HOLD", "CONFIGURING"})
 Run = tuple[str, str]  # (point, "seed<k>")
+#: sacct's End of a cancelled or timed-out attempt is when SLURM signalled it; the trainer
+#: checkpoints after that, within KillWait. Such a checkpoint still ends the attempt's work.
+END_GRACE = timedelta(seconds=300)
 
 
 def run_jobs(plan: dict[str, Any] | None) -> dict[Run, list[str]]:
@@ -76,16 +79,20 @@ def _time(text: Any) -> datetime | None:
         return None
 
 
-def lost_fraction(attempt: dict[str, Any], checkpoints: Sequence[datetime] = ()) -> float:
+def lost_fraction(attempt: dict[str, Any], checkpoints: Sequence[datetime] = (),
+                  until: datetime | None = None) -> float:  # fmt: skip
     """The share of an attempt's hours after its last checkpoint (0 for a COMPLETED or running
-    attempt; 1 when it never checkpointed or its times are unknown)."""
+    attempt; 1 when it never checkpointed or its times are unknown). A checkpoint counts when it
+    was written between the attempt's start and ``END_GRACE`` after its end (or ``until``, the
+    next attempt's start, if sooner)."""
     if attempt["state"] == "COMPLETED" or attempt["state"] in RUNNING:
         return 0.0
     start, end = _time(attempt.get("start")), _time(attempt.get("end"))
     if start is None or end is None or end <= start:
         return 1.0
-    kept = [t for t in checkpoints if start <= t <= end]
-    return (end - max(kept)) / (end - start) if kept else 1.0
+    limit = min(end + END_GRACE, until) if until is not None else end + END_GRACE
+    kept = [t for t in checkpoints if start <= t <= limit]
+    return max(end - max(kept), timedelta(0)) / (end - start) if kept else 1.0
 
 
 def job_cost(jobs: dict[str, dict[str, Any]], job_ids: Iterable[str],
@@ -100,9 +107,10 @@ def job_cost(jobs: dict[str, dict[str, Any]], job_ids: Iterable[str],
         if attempts is None:
             continue
         out["accounted"] += 1
-        for a in attempts:
+        for i, a in enumerate(attempts):
             gpu_h, core_h = a["elapsed_s"] * a["gpus"] / 3600, a["cpu_s"] / 3600
-            lost = lost_fraction(a, checkpoints)
+            nxt = _time(attempts[i + 1].get("start")) if i + 1 < len(attempts) else None
+            lost = lost_fraction(a, checkpoints, nxt)
             out["gpu_h"] += gpu_h
             out["core_h"] += core_h
             out["lost_gpu_h"] += gpu_h * lost

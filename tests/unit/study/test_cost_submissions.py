@@ -74,8 +74,12 @@ def test_a_requeue_after_its_checkpoint_loses_only_the_minutes_after_it(tmp_path
 
 def test_lost_fraction_of_an_attempt():
     a = {"state": "FAILED", "start": _t(0), "end": _t(100)}
-    at = [(T0 + timedelta(seconds=s)).astimezone() for s in (30, 75, 200)]
+    at = [(T0 + timedelta(seconds=s)).astimezone() for s in (30, 75, 500)]
     assert lost_fraction(a, at) == pytest.approx(0.25)  # the last checkpoint inside it: 75 s
     assert lost_fraction(a) == 1.0 and lost_fraction({**a, "state": "COMPLETED"}) == 0.0
     assert lost_fraction({**a, "state": "RUNNING"}, at) == 0.0  # not lost yet
     assert lost_fraction({**a, "start": "Unknown"}, at) == 1.0
+    # sacct's End of a cancelled attempt is the scancel; the trainer checkpointed 1 s later
+    late = [(T0 + timedelta(seconds=101)).astimezone()]
+    assert lost_fraction(a, late) == 0.0
+    assert lost_fraction(a, late, until=(T0 + timedelta(seconds=100)).astimezone()) == 1.0
