@@ -219,9 +219,12 @@ def test_a_later_sbatch_refused_keeps_and_records_what_was_queued(slurm, synth_d
         assert list((tmp_path / study / "submitit").rglob("*_submitted.pkl"))
     proc = make("cancel", STUDY=study, RESULTS=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    deadline = time.monotonic() + 60  # sacct names a task never started 12_[0%8]: ask the array
+    deadline = time.monotonic() + 60  # sacct names a task never started 12_[0%8] or 12
     array = job.split("_")[0]
-    while (state := slurm_query.summarize(slurm_query.job_records([array])).get(job, {}).get(
-            "state")) != "CANCELLED":  # fmt: skip
-        assert time.monotonic() < deadline, f"{job}: {state}"
+    while True:
+        jobs = slurm_query.summarize(slurm_query.job_records([array]))
+        state = (jobs.get(job) or jobs.get(array) or {}).get("state")
+        if state == "CANCELLED":
+            break
+        assert time.monotonic() < deadline, f"{job}: {jobs}"
         time.sleep(1)
