@@ -47,21 +47,6 @@ def test_the_trainer_uses_the_cpus_of_its_allocation(slurm, synth_data, tmp_path
             *SHORT,
             env={**env, "OMP_NUM_THREADS": "1"},
         ),
-        (2, 2): submit(
-            tmp_path,
-            "threads2x2",
-            synth_data,
-            "--variants",
-            "baseline",
-            "--cpus-per-task",
-            "2",
-            "--nodes",
-            "2",
-            "--tasks-per-node",
-            "1",
-            *SHORT,
-            env=env,
-        ),
     }  # fmt: skip  (all submitted first, so they run side by side)
     for (cpus, nodes), rec in studies.items():
         run = rec["runs"][0]
