@@ -86,6 +86,7 @@ def write_frames(
 def write_video(stem: str | os.PathLike, video: np.ndarray, fmt: str) -> Path:
     """Write ``video`` as ``stem.gif``/``stem.mp4``/``stem.webm`` or the folder ``stem/``."""
     stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "frames":
         write_frames(stem, video)
         return stem
