@@ -48,8 +48,11 @@ class ClipInfo:
 
 
 # A frame as it comes out of a reader: (presentation time in seconds or None, getter of the
-# RGB image). The getter must be called before the reader moves on (GIF frames are reused).
-_Frame = tuple[float | None, Callable[[], Image.Image]]
+# RGB image). The getter must be called before the reader moves on (GIF frames are reused); its
+# optional argument is the shorter side wanted, which a reader may already shrink to (FFmpeg
+# scales while it converts from YUV, several times faster than converting, then resizing).
+_Getter = Callable[..., Image.Image]
+_Frame = tuple[float | None, _Getter]
 
 
 def _first_line(e: BaseException) -> str:
@@ -77,7 +80,7 @@ def _gif_frames(path: Path) -> Iterator[_Frame]:
             t = 0.0
             for frame in ImageSequence.Iterator(im):
                 frame.load()
-                yield t, lambda f=frame: f.convert("RGB")  # palette, greyscale, RGBA -> RGB
+                yield t, lambda _=None, f=frame: f.convert("RGB")  # palette, grey, RGBA -> RGB
                 t += frame.info.get("duration", _GIF_DEFAULT_MS) / 1000.0
     except BadVideo:
         raise
@@ -100,7 +103,7 @@ def _folder_frames(folder: Path) -> Iterator[_Frame]:
                 image = im.convert("RGB")  # convert() loads, so a truncated image fails here
         except Exception as e:
             raise BadVideo(f"corrupt frame {path.name}: {_first_line(e)}") from e
-        yield None, lambda image=image: image
+        yield None, lambda _=None, image=image: image
 
 
 def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
@@ -126,13 +129,14 @@ def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
         origin = stream.start_time or 0
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         decoded, last = 0, None
+        scaler = av.video.reformatter.VideoReformatter()  # one per clip: its scaler is reused
         try:
             if seek > 0:
                 container.seek(int(seek / tb) + origin, stream=stream, backward=True)
             for frame in container.decode(stream):
                 t = float((frame.pts - origin) * tb) if frame.pts is not None else decoded / rate
                 decoded, last = decoded + 1, t
-                yield t, frame.to_image
+                yield t, lambda shorter=None, f=frame: _av_image(f, shorter, scaler)
         except av.error.DecoderNotFoundError as e:
             raise BadVideo(f"unsupported codec: {_first_line(e)}") from e
         except av.FFmpegError as e:
@@ -144,6 +148,21 @@ def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
             got = last + 1.0 / rate
             if got < expected - max(2.0 / rate, 0.1):
                 raise BadVideo(f"truncated: decoded {got:.2f} s of {expected:.2f} s")
+
+
+def _scaled_size(width: int, height: int, shorter: int) -> tuple[int, int]:
+    """The size with the shorter side ``shorter`` (aspect kept, as ``resize_and_crop``)."""
+    scale = shorter / min(width, height)
+    return max(shorter, round(width * scale)), max(shorter, round(height * scale))
+
+
+def _av_image(frame: av.VideoFrame, shorter: int | None, scaler) -> Image.Image:
+    """RGB of a decoded frame; shrunk by FFmpeg (area averaging) when ``shorter`` asks less."""
+    width, height = frame.width, frame.height
+    if shorter is not None and shorter < min(width, height):
+        width, height = _scaled_size(width, height, shorter)
+    rgb = scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA")
+    return rgb.to_image()
 
 
 def _expected_seconds(container, stream, tb) -> float | None:
@@ -163,7 +182,7 @@ def _frames(sample: Sample) -> Iterator[_Frame]:
     return _av_frames(sample.source, sample.kind, sample.start or 0.0)
 
 
-def iter_cut(sample: Sample) -> Iterator[tuple[int, float | None, Callable[[], Image.Image]]]:
+def iter_cut(sample: Sample) -> Iterator[tuple[int, float | None, _Getter]]:
     """(index within the cut, time, image getter) of every frame of the sample's cut.
 
     Decodes the whole cut (and checks the source) even when the caller keeps only some frames.
@@ -216,7 +235,7 @@ def resize_and_crop(frame: Image.Image, size: int) -> Image.Image:
     """Resize so the shorter side is ``size``, then centre-crop to ``size`` x ``size``."""
     w, h = frame.size
     scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    new_w, new_h = _scaled_size(w, h, size)
     if (new_w, new_h) != (w, h):
         # BOX (area averaging) when shrinking avoids aliasing; bilinear when enlarging.
         resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
@@ -250,7 +269,7 @@ def decode_clip(
     for i, _, get in iter_cut(sample):
         n = i + 1
         if sampling == "uniform" or i < num_frames:  # uniform needs n first: keep all, small
-            frames.append(np.asarray(resize_and_crop(get(), size)))
+            frames.append(np.asarray(resize_and_crop(get(size), size)))
     if sampling == "first":
         return np.stack([frames[i] for i in sample_indices(len(frames), num_frames, "first")]), n
     return np.stack([frames[i] for i in sample_indices(n, num_frames, sampling)]), n
