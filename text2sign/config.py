@@ -55,7 +55,9 @@ class DataConfig(Section):
         0, ge=0, description="Seed of the signer split: fixed, so every seed of a study shares it."
     )
     cache_dir: str | None = Field(
-        None, description="Decoded cache folder (default ROOT/.t2s_cache)."
+        None,
+        description="Decoded cache folder (default: .t2s_cache in the dataset folder, or "
+        "beside the manifest).",
     )
     strict: bool = Field(
         False, description="Fail on bad files or manifest rows instead of skipping them."
