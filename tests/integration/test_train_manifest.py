@@ -47,7 +47,7 @@ def test_tiny_training_on_an_mp4_manifest(mp4_manifest, tmp_path):
     assert (run_dir / "evaluation_metrics.json").is_file()
     # The decoded cache beside the manifest: every clip an mp4, sampled uniformly over 12 frames.
     folder = mp4_manifest.parent / ".t2s_cache"
-    (cache,) = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    (cache,) = [p for p in folder.iterdir() if (p / "index.json").is_file()]  # one decoding
     index = json.loads((cache / "index.json").read_text())
     assert index["frame_sampling"] == "uniform" and len(index["samples"]) == 48
     assert {(r["kind"], r["frames"]) for r in index["samples"]} == {("mp4", 12)}
