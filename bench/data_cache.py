@@ -2,7 +2,7 @@
 
 A synthetic set of 256 GIFs is generated in a temporary folder. The cached side is
 ``VideoTextDataset.__getitem__`` (memmap read, uint8 -> float in [-1, 1]); the uncached side
-decodes the same item's GIF with the project's ``load_gif`` and applies the same conversion.
+decodes the same item's GIF with the project's ``load_path`` and applies the same conversion.
 Both walk the same training items; the two passes alternate, median over repeats.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bench.common import Goal, Section, interleaved_times, median
-from text2sign.data import generate, load_gif, open_dataset
+from text2sign.data import generate, load_path, open_dataset
 
 NUM_SAMPLES, NUM_FRAMES, SIZE, REPEATS = 256, 8, 16, 7
 GOAL_SPEEDUP = 20.0
@@ -48,9 +48,9 @@ def run() -> Section:
 
         def decoded() -> None:
             for gif in gifs:
-                to_video(load_gif(gif, NUM_FRAMES, SIZE))
+                to_video(load_path(gif, NUM_FRAMES, SIZE))
 
-        same = torch.equal(train[0]["video"], to_video(load_gif(gifs[0], NUM_FRAMES, SIZE)))
+        same = torch.equal(train[0]["video"], to_video(load_path(gifs[0], NUM_FRAMES, SIZE)))
         times = interleaved_times({"cached": cached, "decoded": decoded}, repeats=REPEATS)
     rate = {k: n / median(v) for k, v in times.items()}
     speedup = rate["cached"] / rate["decoded"]
@@ -61,7 +61,7 @@ def run() -> Section:
             f"{t1 - t0:.1f} s), {NUM_FRAMES} frames at {SIZE}x{SIZE}, `val_fraction=0.2`: the "
             f"{n} training items are read one by one, single process, no DataLoader. Cached: "
             "`VideoTextDataset[i]` (memmap of the decoded cache, float conversion). Decoded: "
-            "`load_gif(path, frames, size)` (PIL, resize and centre crop) plus the same float "
+            "`load_path(path, frames, size)` (PIL, resize and centre crop) plus the same float "
             f"conversion. Passes alternate; median of {REPEATS} passes after one warm-up pass. "
             f"Both paths return identical tensors: {same}."
         ),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # bench.common imports torch: only after OMP_NUM_THREADS is s
 BENCHMARKS = (
     "dit_vs_latte",
     "data_cache",
+    "video_decode",
     "zero_memory",
     "ema_memory",
     "precision",

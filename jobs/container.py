@@ -6,7 +6,8 @@ A run in a container starts, on the compute node (host side, after submitit and 
         --env HF_HOME=/hf_cache --env PYTHONSAFEPATH=1 ... IMAGE.sif python -m text2sign train ...
 
 * Results and data are bound at their own paths, so every path in the config, the run dir and
-  the study means the same inside and outside the image.
+  the study means the same inside and outside the image. A manifest's data is its folder and
+  the folders its videos lie in.
 * The host HF cache is bound at the image's fixed ``/hf_cache`` and ``HF_HOME`` is passed with
   ``--env`` (which overrides the image's ``%environment``; a plain host variable would not). A
   default cache that does not exist is not bound (Apptainer refuses a missing bind source); one
@@ -28,6 +29,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from text2sign.data.sources import data_folders
 from text2sign.errors import UsageError
 
 HF_CACHE_TARGET = "/hf_cache"  # where the images look for the HF cache (HF_HOME)
@@ -80,7 +82,9 @@ def binds(
     data = Path(data_root).resolve()
     if not data.exists():
         raise UsageError(f"data.root {data_root} does not exist (it is bound into the container)")
-    out = [str(results.resolve()), str(data)]
+    # A manifest: its folder and the folders of its videos (missing ones are skipped rows).
+    folders = [f.resolve() for f in data_folders(data) if f.exists()]
+    out = [str(results.resolve()), *map(str, folders)]
     hf = hf_cache or default_hf_cache()
     if Path(hf).is_dir():
         out.append(f"{Path(hf).resolve()}:{HF_CACHE_TARGET}")

@@ -1,7 +1,7 @@
 """What a study reads, checked on the submitting host before anything is submitted.
 
-A missing or empty dataset folder, a folder without one valid GIF + caption pair, or a text
-encoder that is neither a local folder nor in the HF cache is one line and exit 2 here, instead
+A missing dataset folder or manifest, one without a sample that decodes (the check stops at the
+first that does), or a text encoder that is neither a local folder nor in the HF cache is one line and exit 2 here, instead
 of every array task failing on a compute node. Where the data or the HF cache is mounted only on
 the compute nodes, ``--no-input-check`` skips these checks (the error says so). The embedded
 synthetic dataset (the default ``data.root``, ``data/synth``) is generated when it is missing,
@@ -54,10 +54,10 @@ def embedded_data(cfg: Config, workdir: Path) -> None:
 
 
 def check_data(cfg: Config, workdir: Path) -> None:
-    from text2sign.data.gif_folder import first_valid_pair
+    from text2sign.data.sources import first_valid_sample
 
     try:
-        first_valid_pair(job_path(cfg.data.root, workdir))
+        first_valid_sample(job_path(cfg.data.root, workdir))
     except UsageError as e:
         embedded = "(`make data` generates the embedded synthetic set there)"
         hint = embedded if cfg.data.root == EMBEDDED_ROOT else SKIP_HINT

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from text2sign.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
+SYNTH_FORMATS = ("gif", "mp4", "webm", "frames", "how2sign", "phoenix")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line + exit 2, like every other usage error
@@ -82,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=8)
     q.add_argument("--size", type=int, default=32)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--format", default="gif", choices=SYNTH_FORMATS,
+                   help="gif | mp4 | webm | frames: a flat folder (+ manifest.csv); how2sign | "
+                        "phoenix: laid out as those datasets ship (docs/data.md)")  # fmt: skip
     q = dsub.add_parser(
         "person",
         help="clips of a real person (skimage's astronaut) under known "
@@ -91,14 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=8)
     q.add_argument("--size", type=int, default=64)
     q.add_argument("--signers", type=int, default=3, help="each a small offset of every path")
-    q = dsub.add_parser("check", help="counts, frame statistics and bad files of a dataset folder")
-    q.add_argument("root", type=Path)
-    q.add_argument("--strict", action="store_true", help="bad files are an error (exit 2)")
+    q = dsub.add_parser("check", help="counts, frame statistics and bad entries of a dataset")
+    q.add_argument("root", type=Path, help="a dataset folder or a manifest (.csv, .jsonl)")
+    q.add_argument("--strict", action="store_true", help="bad entries are an error (exit 2)")
     q = dsub.add_parser("keypoints", help="MediaPipe keypoints of every reference clip (cached)")
     q.add_argument("root", help="dataset folder or manifest (sets data.root)")
     _add_config_args(q)
     q.add_argument("--split", choices=("all", "train", "val"), default="all")
     q.add_argument("--workers", type=int, default=None, help="default: the allocation's CPUs")
+    q = dsub.add_parser("import", help="write a manifest over How2Sign or PHOENIX-2014T")
+    isub = q.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    r = isub.add_parser("how2sign", help="how2sign_realigned_<split>.csv + clips (or raw videos)")
+    r.add_argument("--csv", type=Path, required=True, help="how2sign_realigned_<split>.csv")
+    group = r.add_mutually_exclusive_group(required=True)
+    group.add_argument("--clips", type=Path, help="folder of <SENTENCE_NAME>.mp4 sentence clips")
+    group.add_argument("--raw", type=Path, help="folder of <VIDEO_NAME>.mp4 raw videos (cut)")
+    r.add_argument("--out", type=Path, default=Path("how2sign.csv"), help="manifest to write")
+    r = isub.add_parser("phoenix", help="PHOENIX-2014T frame folders + corpus of a split")
+    r.add_argument("--root", type=Path, required=True, help="the PHOENIX-2014-T folder")
+    r.add_argument("--split", default="train", help="train | dev | test")
+    r.add_argument("--text", default="translation", choices=("translation", "orth"),
+                   help="the caption: the German translation or the glosses")  # fmt: skip
+    r.add_argument("--out", type=Path, default=None, help="manifest (default phoenix-SPLIT.csv)")
+    for r in isub.choices.values():
+        r.add_argument("--force", action="store_true", help="replace an existing --out file")
+        r.add_argument("--strict", action="store_true", help="bad rows are an error (exit 2)")
 
     p = sub.add_parser("config", help="print the resolved config (or the key reference)")
     _add_config_args(p)
@@ -159,15 +181,44 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from text2sign.data import shaped
+    from text2sign.data.synth import generate
+
+    if args.num < 1:
+        raise UsageError(f"data synth: --num must be >= 1, got {args.num}")
+    synth = dict(frames=args.frames, size=args.size, seed=args.seed)
+    if args.format == "how2sign":
+        csv_path, clips = shaped.write_how2sign(args.out, args.num, **synth)
+        print(f"wrote {args.num} How2Sign-shaped clips: {csv_path}, {clips}")
+    elif args.format == "phoenix":
+        corpus = shaped.write_phoenix(args.out, args.num, **synth)
+        print(f"wrote {args.num} PHOENIX-shaped clips: {args.out} ({corpus.name})")
+    else:
+        names = generate(args.out, args.num, fmt=args.format, **synth)
+        print(f"wrote {len(names)} {args.format} clips to {args.out} (+ manifest.csv)")
+    return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from text2sign.data.importers import import_how2sign, import_phoenix
+
+    out = args.out or Path(f"phoenix-{args.split}.csv")
+    if out.exists() and not args.force:
+        raise UsageError(f"data import: {out} exists; pass --force to replace it")
+    if args.dataset == "how2sign":
+        n = import_how2sign(args.csv, out, clips=args.clips, raw=args.raw, strict=args.strict)
+    else:
+        n = import_phoenix(args.root, args.split, out, text=args.text, strict=args.strict)
+    print(f"wrote {out}: {n} rows (use it as data.root; nothing was copied)")
+    return EXIT_OK
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
-        from text2sign.data.synth import generate
-
-        if args.num < 1:
-            raise UsageError(f"data synth: --num must be >= 1, got {args.num}")
-        names = generate(args.out, args.num, frames=args.frames, size=args.size, seed=args.seed)
-        print(f"wrote {len(names)} clips to {args.out}")
-        return EXIT_OK
+        return _cmd_synth(args)
+    if args.data_command == "import":
+        return _cmd_import(args)
     if args.data_command == "person":
         from text2sign.data.person import write_folder
 

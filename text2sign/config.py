@@ -57,17 +57,30 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    root: str = Field("data/synth", description="Folder of NAME.gif + NAME.txt pairs.")
-    num_frames: int = Field(8, ge=1, le=512, description="Frames per clip (pad/truncate).")
+    root: str = Field(
+        "data/synth",
+        description="A dataset folder (NAME.gif/.mp4/.webm or frame folder NAME/, each with "
+        "NAME.txt) or a manifest file (.csv, .jsonl; docs/data.md).",
+    )
+    num_frames: int = Field(8, ge=1, le=512, description="Frames per clip (see frame_sampling).")
+    frame_sampling: Literal["first", "uniform"] = Field(
+        "first",
+        description="Which frames of a clip's cut: first (the first num_frames, padded with the "
+        "last) or uniform (num_frames evenly spaced over the cut).",
+    )
     image_size: int = Field(16, ge=8, le=1024, description="Square frame size after resize+crop.")
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of signers held out.")
     split_seed: int = Field(
         0, ge=0, description="Seed of the signer split: fixed, so every seed of a study shares it."
     )
     cache_dir: str | None = Field(
-        None, description="Decoded cache folder (default ROOT/.t2s_cache)."
+        None,
+        description="Decoded cache folder (default: .t2s_cache in the dataset folder, or "
+        "beside the manifest).",
     )
-    strict: bool = Field(False, description="Fail on bad files instead of skipping them.")
+    strict: bool = Field(
+        False, description="Fail on bad files or manifest rows instead of skipping them."
+    )
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes.")
 
 

@@ -1,10 +1,15 @@
-"""Decoded cache: GIFs decoded once into one uint8 ``.npy`` array, and the torch Dataset over it.
+"""Decoded cache: every clip decoded once into one uint8 ``.npy`` array, and the torch Dataset.
 
-Layout: ``<cache_dir>/<frames>x<size>-<key>/{videos.npy, index.json}``. The key hashes the
-sample names, captions, source sizes and mtimes, the frame count and the size, so any change to
-the data or the decoding makes a new sub-folder instead of silently reusing stale frames. A cache
-is built in a temporary folder and renamed into place, so a concurrent job never sees half of
-one; the loser of a rename race uses the winner's copy. Old sub-folders are not deleted.
+Layout: ``<cache_dir>/<frames>x<size>-<key>/{videos.npy, index.json}``. The key hashes every
+listed sample (name, caption, signer, source, kind, cut, and the source's size and mtime; for a
+frame folder, those of every frame), the frame count, the size and the frame sampling, so any
+change to the data or the decoding makes a new sub-folder instead of silently reusing stale
+frames. A cache is built in a temporary folder and renamed into place, so a concurrent job never
+sees half of one; the loser of a rename race uses the winner's copy. Old sub-folders are not
+deleted.
+
+Sources that fail to decode are skipped and recorded in ``index.json`` (``skipped``), so a later
+open names them again without decoding anything; ``strict`` refuses them.
 """
 
 from __future__ import annotations
@@ -24,55 +29,114 @@ import torch
 from torch.utils.data import Dataset
 
 from text2sign.atomic import write_json
-from text2sign.data.gif_folder import Pair, load_gif, scan_folder, split_by_signer
+from text2sign.data.samples import Bad, Sample, format_bad, split_by_signer
+from text2sign.data.sources import dataset_dir, list_samples, no_samples_error
+from text2sign.data.video import BadVideo, decode_clip, frame_files, sample_indices
 from text2sign.errors import DataError
 
 log = logging.getLogger("text2sign")
 
-CACHE_VERSION = 1  # bump when the decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when the decoding changes, so old caches are not reused
 DEFAULT_CACHE_SUBDIR = ".t2s_cache"
 _VIDEOS_FILE = "videos.npy"
 _INDEX_FILE = "index.json"
 
 
-def _source_stats(pairs: list[Pair]) -> list[dict]:
-    """Per sample: name, caption and the GIF's size and mtime (what invalidates the cache)."""
-    stats = []
-    for pair in sorted(pairs, key=lambda p: p.name):
-        try:
-            st = pair.gif.stat()
-        except OSError as e:  # removed or replaced since the scan
-            raise DataError(f"cannot read {pair.gif}: {e.strerror}") from e
-        stats.append(
-            {
-                "name": pair.name,
-                "caption": pair.caption,
-                "bytes": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-            }
-        )
-    return stats
+def _relative(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` when inside it (POSIX separators), else absolute."""
+    try:
+        return path.relative_to(base).as_posix() if base is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
-def cache_key(sources: list[dict], num_frames: int, size: int) -> str:
-    """Sub-folder name of the cache for these sources and this decoding."""
+def _fingerprint(sample: Sample) -> dict:
+    """What changes when the source changes: size and mtime (of every frame, for a folder)."""
+    try:
+        if sample.kind != "frames":
+            st = sample.source.stat()
+            return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        stats = [p.stat() for p in frame_files(sample.source)]
+    except OSError as e:  # removed or replaced since the listing
+        raise DataError(f"cannot read {sample.source}: {e.strerror}") from e
+    return {
+        "files": len(stats),
+        "bytes": sum(s.st_size for s in stats),
+        "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
+    }
+
+
+def describe(samples: list[Sample], base: Path | None) -> list[dict]:
+    """Per sample, sorted by name: the index record (and what invalidates the cache)."""
+    records = []
+    for s in sorted(samples, key=lambda s: s.name):
+        record = {"name": s.name, "caption": s.caption, "signer": s.signer, "kind": s.kind}
+        record["source"] = _relative(s.source, base)
+        records.append({**record, **s.cut, **_fingerprint(s)})
+    return records
+
+
+def cache_key(records: list[dict], num_frames: int, size: int, frame_sampling: str) -> str:
+    """Sub-folder name of the cache for these samples and this decoding."""
     blob = json.dumps(
-        {"version": CACHE_VERSION, "num_frames": num_frames, "size": size, "sources": sources},
+        {
+            "version": CACHE_VERSION,
+            "num_frames": num_frames,
+            "size": size,
+            "frame_sampling": frame_sampling,
+            "samples": records,
+        },
         sort_keys=True,
     )
     return f"{num_frames}x{size}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
-def _build(pairs: list[Pair], sources: list[dict], num_frames: int, size: int, out: Path) -> None:
-    """Decode every GIF into ``out/videos.npy`` (written in place, never all in RAM)."""
-    by_name = {p.name: p for p in pairs}
-    shape = (len(sources), num_frames, size, size, 3)
-    videos = np.lib.format.open_memmap(out / _VIDEOS_FILE, mode="w+", dtype=np.uint8, shape=shape)
-    for i, src in enumerate(sources):
-        videos[i] = load_gif(by_name[src["name"]].gif, num_frames, size)
+def _decode_all(samples, records, num_frames, size, sampling, out, strict, root, bad) -> None:
+    """Decode every sample into ``out/videos.npy`` (row by row, never all in RAM) + the index.
+
+    A sample that fails is skipped (``strict``: a DataError); when some were, the good rows are
+    copied into an array of the right length.
+    """
+    by_name = {s.name: s for s in samples}
+    shape = (len(records), num_frames, size, size, 3)
+    path = out / _VIDEOS_FILE
+    videos = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    kept, skipped = [], []
+    for record in records:
+        sample = by_name[record["name"]]
+        try:
+            video, frames = decode_clip(sample, num_frames, size, sampling)
+        except BadVideo as e:
+            if strict:
+                raise DataError(
+                    f"bad entry in {root}: {sample.label} ({e}); data.strict is set"
+                ) from None
+            skipped.append({"label": sample.label, "reason": str(e), "name": sample.name})
+            continue
+        videos[len(kept)] = video
+        kept.append({**record, "frames": frames})
     videos.flush()
+    if not kept:
+        raise no_samples_error(root, [*bad, *(Bad(s["label"], s["reason"]) for s in skipped)])
+    if len(kept) < len(records):
+        small = np.lib.format.open_memmap(
+            out / f".{_VIDEOS_FILE}", mode="w+", dtype=np.uint8, shape=(len(kept), *shape[1:])
+        )
+        for i in range(len(kept)):
+            small[i] = videos[i]
+        small.flush()
+        del small
+        os.replace(out / f".{_VIDEOS_FILE}", path)
     del videos
-    index = {"version": CACHE_VERSION, "num_frames": num_frames, "size": size, "sources": sources}
+    index = {
+        "version": CACHE_VERSION,
+        "num_frames": num_frames,
+        "size": size,
+        "frame_sampling": sampling,
+        "root": str(dataset_dir(root).absolute()),
+        "samples": kept,
+        "skipped": skipped,
+    }
     write_json(out / _INDEX_FILE, index)
 
 
@@ -86,15 +150,26 @@ def _build_lock(path: Path):
 
 
 class DecodedCache:
-    """GIFs decoded once: ``videos`` is a read-only uint8 memmap (N, T, H, W, 3)."""
+    """Clips decoded once: ``videos`` is a read-only uint8 memmap (N, T, H, W, 3).
 
-    def __init__(self, path: Path) -> None:
+    Per sample (same order): ``names``, ``captions``, ``signers``, ``sources`` (absolute
+    paths of the file or frame folder) and ``records`` (the full index entries: kind, cut,
+    ``frames`` in the cut). ``skipped`` lists the sources that failed to decode.
+    """
+
+    def __init__(self, path: Path, root: Path | None = None) -> None:
         self.path = Path(path)
         index = json.loads((self.path / _INDEX_FILE).read_text(encoding="utf-8"))
         self.num_frames: int = index["num_frames"]
         self.size: int = index["size"]
-        self.names: list[str] = [s["name"] for s in index["sources"]]
-        self.captions: list[str] = [s["caption"] for s in index["sources"]]
+        self.frame_sampling: str = index["frame_sampling"]
+        self.root = Path(root) if root is not None else Path(index["root"])  # where it was opened
+        self.records: list[dict] = index["samples"]
+        self.names: list[str] = [r["name"] for r in self.records]
+        self.captions: list[str] = [r["caption"] for r in self.records]
+        self.signers: list[str] = [r["signer"] for r in self.records]
+        self.sources: list[Path] = [self.root / r["source"] for r in self.records]  # absolute
+        self.skipped: list[Bad] = [Bad(s["label"], s["reason"]) for s in index["skipped"]]
         self._videos: np.ndarray | None = None
 
     @property
@@ -103,6 +178,10 @@ class DecodedCache:
         if self._videos is None:
             self._videos = np.load(self.path / _VIDEOS_FILE, mmap_mode="r")
         return self._videos
+
+    def source_frames(self, j: int) -> np.ndarray:
+        """Which frames of sample ``j``'s cut (0 = its first) make the cached clip, in order."""
+        return sample_indices(self.records[j]["frames"], self.num_frames, self.frame_sampling)
 
     def __getstate__(self) -> dict:
         # Pickling a memmap copies the whole array into the pickle (spawned DataLoader
@@ -114,16 +193,45 @@ class DecodedCache:
 
     @classmethod
     def load_or_build(
-        cls, pairs: list[Pair], *, num_frames: int, size: int, cache_dir: str | os.PathLike
+        cls,
+        samples: list[Sample],
+        *,
+        num_frames: int,
+        size: int,
+        cache_dir: str | os.PathLike,
+        frame_sampling: str = "first",
+        root: str | os.PathLike | None = None,
+        strict: bool = False,
+        listed_bad: list[Bad] | None = None,
     ) -> DecodedCache:
-        """Open the cache for ``pairs`` at this decoding, building it first if needed."""
-        if not pairs:
+        """Open the cache for ``samples`` at this decoding, building it first if needed.
+
+        ``root`` is the dataset (a folder or a manifest): sources inside its folder are
+        recorded relative to that folder, others (and all, without ``root``) absolute.
+        ``strict`` makes a source that fails to decode a DataError, now or recorded earlier.
+        ``listed_bad`` (the listing's bad entries) only completes the error when none decodes.
+        """
+        if not samples:
             raise DataError("cannot build a decoded cache from zero samples")
         cache_dir = Path(cache_dir)
-        sources = _source_stats(pairs)
-        final = cache_dir / cache_key(sources, num_frames, size)
-        if (final / _INDEX_FILE).is_file():
-            return cls(final)
+        base = dataset_dir(root).absolute() if root is not None else None
+        records = describe(samples, base)
+        final = cache_dir / cache_key(records, num_frames, size, frame_sampling)
+        if not (final / _INDEX_FILE).is_file():
+            where = Path(root) if root is not None else cache_dir
+            build = (samples, records, num_frames, size, frame_sampling, final, strict, where)
+            cls._build(*build, listed_bad or [])
+        cache = cls(final, base)
+        if strict and cache.skipped:
+            raise DataError(
+                f"{len(cache.skipped)} bad entries in {root}: {format_bad(cache.skipped, 3)}; "
+                "data.strict is set"
+            )
+        return cache
+
+    @staticmethod
+    def _build(samples, records, num_frames, size, sampling, final, strict, root, bad) -> None:
+        cache_dir = final.parent
         lock = cache_dir / f".{final.name}.lock"
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -135,11 +243,11 @@ class DecodedCache:
             ) from e
         with _build_lock(lock):
             if (final / _INDEX_FILE).is_file():  # another job built it while we waited
-                return cls(final)
+                return
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=cache_dir))
             try:
-                log.info("decoding %d GIFs into %s", len(sources), final)
-                _build(pairs, sources, num_frames, size, tmp)
+                log.info("decoding %d clips into %s", len(records), final)
+                _decode_all(samples, records, num_frames, size, sampling, tmp, strict, root, bad)
                 try:
                     os.rename(tmp, final)
                 except OSError:
@@ -148,7 +256,6 @@ class DecodedCache:
                     # Lost the race to a job on another machine: its cache is the same.
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return cls(final)
 
 
 class VideoTextDataset(Dataset):
@@ -195,19 +302,27 @@ def open_dataset(
     cache_dir: str | os.PathLike | None = None,
     strict: bool = False,
     seed: int = 0,
+    frame_sampling: str = "first",
 ) -> tuple[VideoTextDataset, VideoTextDataset]:
-    """Scan ``root``, split it by signer and open the decoded cache: (train, val) datasets.
+    """List ``root`` (a folder or a manifest), open the decoded cache, split it by signer.
 
     One cache holds all samples (the split only picks indices), by default in
-    ``<root>/.t2s_cache``. ``val`` is empty when ``val_fraction`` is 0 or there is one signer.
+    ``<dataset folder>/.t2s_cache``. Bad entries and sources that fail to decode are named in
+    one warning (``strict``: a DataError). ``val`` is empty when ``val_fraction`` is 0 or there
+    is one signer.
     """
-    scan = scan_folder(root, strict=strict)
-    train_pairs, val_pairs = split_by_signer(scan.pairs, val_fraction, seed=seed)
-    cache_dir = Path(root) / DEFAULT_CACHE_SUBDIR if cache_dir is None else Path(cache_dir)
+    listing = list_samples(root, strict=strict)
+    cache_dir = dataset_dir(root) / DEFAULT_CACHE_SUBDIR if cache_dir is None else Path(cache_dir)
     cache = DecodedCache.load_or_build(
-        scan.pairs, num_frames=num_frames, size=size, cache_dir=cache_dir
-    )
+        listing.samples, num_frames=num_frames, size=size, cache_dir=cache_dir,
+        frame_sampling=frame_sampling, root=root, strict=strict, listed_bad=listing.bad,
+    )  # fmt: skip
+    bad = listing.bad + cache.skipped
+    if bad:
+        log.warning("skipped %d bad entries in %s: %s", len(bad), root, format_bad(bad))
+    by_name = {s.name: s for s in listing.samples}
+    train_s, val_s = split_by_signer([by_name[n] for n in cache.names], val_fraction, seed=seed)
     position = {name: j for j, name in enumerate(cache.names)}
-    train = VideoTextDataset(cache, [position[p.name] for p in train_pairs])
-    val = VideoTextDataset(cache, [position[p.name] for p in val_pairs])
+    train = VideoTextDataset(cache, [position[s.name] for s in train_s])
+    val = VideoTextDataset(cache, [position[s.name] for s in val_s])
     return train, val

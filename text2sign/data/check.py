@@ -1,50 +1,73 @@
-"""``python -m text2sign data check DIR``: what a dataset folder holds, and what is wrong with it."""
+"""``python -m text2sign data check ROOT``: what a dataset (folder or manifest) holds, and what
+is wrong with it. Every sample is decoded (the whole cut), as the cache would."""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from text2sign.data.gif_folder import scan_folder, signer_of
+from text2sign.data.samples import Bad, format_bad
+from text2sign.data.sources import list_samples, no_samples_error
+from text2sign.data.video import BadVideo, ClipInfo, probe
+from text2sign.errors import DataError
 
 _MAX_SIGNERS_LISTED = 20  # per-signer counts shown before the rest are summarised
 _MAX_SIZES_LISTED = 5  # most common frame sizes shown
 
 
-def _min_median_max(values: list[int]) -> str:
-    return f"min {min(values)} / median {float(np.median(values)):g} / max {max(values)}"
+def _min_median_max(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"min {min(values):g} / median {float(np.median(values)):g} / max {max(values):g}"
+
+
+def _counts(counter: Counter, limit: int) -> str:
+    text = ", ".join(f"{k}: {n}" for k, n in sorted(counter.items())[:limit])
+    return text + (f", ... ({len(counter) - limit} more)" if len(counter) > limit else "")
 
 
 def check_report(root: str | os.PathLike, *, strict: bool = False) -> str:
     """A human-readable report of the dataset at ``root``: counts, frame and caption statistics.
 
-    Raises ``DataError`` for a missing or empty folder, and with ``strict`` for any bad file.
+    Raises ``DataError`` for a missing root, one without a sample that decodes, and with
+    ``strict`` for any bad entry.
     """
-    scan = scan_folder(root, strict=strict)
-    pairs = scan.pairs
-    signers = Counter(signer_of(p.name) for p in pairs)
-    captions = Counter(p.caption for p in pairs)
-    sizes = Counter(f"{p.width}x{p.height}" for p in pairs)
-
-    listed = ", ".join(f"{s}: {n}" for s, n in sorted(signers.items())[:_MAX_SIGNERS_LISTED])
-    if len(signers) > _MAX_SIGNERS_LISTED:
-        listed += f", ... ({len(signers) - _MAX_SIGNERS_LISTED} more)"
+    listing = list_samples(root, strict=strict)
+    bad: list[Bad] = list(listing.bad)
+    good, infos = [], []
+    for sample in listing.samples:
+        try:
+            info: ClipInfo = probe(sample)
+        except BadVideo as e:
+            bad.append(Bad(sample.label, str(e)))
+            continue
+        good.append(sample)
+        infos.append(info)
+    if bad and strict:
+        raise DataError(f"{len(bad)} bad entries in {root}: {format_bad(bad, 3)}")
+    if not good:
+        raise no_samples_error(Path(root), bad)
+    signers = Counter(s.signer for s in good)
+    sizes = Counter(f"{i.width}x{i.height}" for i in infos)
     size_list = ", ".join(f"{s} ({n})" for s, n in sizes.most_common(_MAX_SIZES_LISTED))
     if len(sizes) > _MAX_SIZES_LISTED:
         size_list += f", ... ({len(sizes) - _MAX_SIZES_LISTED} more sizes)"
-
+    spans = [i.seconds for i in infos if i.seconds is not None]
+    cut = sum(1 for s in good if s.cut)
     lines = [
-        f"dataset: {scan.root}",
-        f"pairs: {len(pairs)}",
-        f"signers: {len(signers)} ({listed})",
-        f"captions: {len(pairs)} ({len(captions)} unique)",
-        f"caption length (words): {_min_median_max([len(p.caption.split()) for p in pairs])}",
-        f"caption length (chars): {_min_median_max([len(p.caption) for p in pairs])}",
-        f"frames per GIF: {_min_median_max([p.num_frames for p in pairs])}",
+        f"dataset: {listing.root}",
+        f"samples: {len(good)} ({_counts(Counter(s.kind for s in good), 4)}; {cut} cut)",
+        f"signers: {len(signers)} ({_counts(signers, _MAX_SIGNERS_LISTED)})",
+        f"captions: {len(good)} ({len(set(s.caption for s in good))} unique)",
+        f"caption length (words): {_min_median_max([len(s.caption.split()) for s in good])}",
+        f"caption length (chars): {_min_median_max([len(s.caption) for s in good])}",
+        f"frames per clip: {_min_median_max([i.frames for i in infos])}",
+        f"seconds per clip (first to last frame, timed kinds): {_min_median_max(spans)}",
         f"frame sizes (WxH): {size_list}",
-        f"bad files: {len(scan.bad)}",
+        f"bad entries: {len(bad)}",
     ]
-    lines += [f"  {fname}: {reason}" for fname, reason in scan.bad]
+    lines += [f"  {b.label}: {b.reason}" for b in bad]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The embedded synthetic dataset: procedural sign-like GIFs whose motion the caption determines.
+"""The embedded synthetic dataset: procedural sign-like clips whose motion the caption determines.
 
 Each video shows two "hand" blobs (pure red and green) and a static "head" blob (pure blue) on a
 dark background. A caption is two words from ``GLOSSES``:
@@ -15,6 +15,9 @@ blob radius, background brightness), never a different trajectory.
 
 Coordinates are normalised to [0, 1] of width/height with pixel ``i`` covering ``[i, i+1) / W``,
 so keypoints are resolution-independent: pixel index ~= ``x * W - 0.5``.
+
+``generate`` writes a flat folder in any format (``text2sign.data.writers``);
+``text2sign.data.shaped`` lays the same clips out as How2Sign and PHOENIX-2014T ship theirs.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
-from PIL import Image
 
 from text2sign.atomic import write_text
+from text2sign.data.manifest import write_manifest
+from text2sign.data.writers import FORMATS, write_video
 from text2sign.errors import UsageError
 
 GLOSSES: tuple[str, ...] = ("hello", "thanks", "please", "sorry", "yes", "no", "help", "friend")
@@ -66,7 +70,6 @@ _MOTIONS: dict[str, tuple[float, float, float]] = {
     "friend": (-0.046, 0.046, -0.04),
 }
 
-_FRAME_MS = 100  # GIF frame duration; irrelevant to training, 10 fps plays well in a browser
 _BG_RANGE = (12, 40)  # background grey level range across signers (dark)
 _RADIUS_SCALE_RANGE = (0.9, 1.1)  # blob radius scale across signers
 _MAX_OFFSET_PX = 1  # signer offset, in pixels of the generated size
@@ -163,17 +166,46 @@ def _render(keypoints: np.ndarray, size: int, signer: _Signer) -> np.ndarray:
     return video
 
 
-def write_gif(path: str | os.PathLike, video: np.ndarray) -> None:
-    """Write uint8 (T, H, W, 3) as a looping GIF (temp file + rename) and check the frame count."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.gif")
-    iio.imwrite(tmp, video, duration=_FRAME_MS, loop=0)
-    with Image.open(tmp) as im:
-        written = im.n_frames
-    if written != len(video):
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{path}: wrote {written} GIF frames, expected {len(video)}")
-    os.replace(tmp, path)
+@dataclass(frozen=True)
+class SynthClip:
+    """One generated clip: name ``{signer}_{i:05d}``, caption, signer, video and keypoints."""
+
+    name: str
+    caption: str
+    signer: str
+    video: np.ndarray  # uint8 (T, size, size, 3)
+    keypoints: np.ndarray  # float (T, K, 2), K in KEYPOINT_NAMES order, normalised
+
+
+def keypoints_json(keypoints: np.ndarray) -> str:
+    """The ``NAME.keypoints.json`` text of a clip's exact blob keypoints."""
+    return json.dumps({"names": list(KEYPOINT_NAMES), "xy": np.round(keypoints, 5).tolist()}) + "\n"
+
+
+def clips(
+    num: int, *, frames: int = 8, size: int = 32, seed: int = 0, num_signers: int = 6
+) -> Iterator[SynthClip]:
+    """The ``num`` synthetic clips, in order; a function of the arguments only.
+
+    Sample ``i`` gets caption ``all_captions()[i % 64]`` and a signer that shifts by one every
+    cycle of 64 captions, so every signer sees every caption after ``num_signers`` cycles.
+    """
+    if num < 1 or frames < 1 or size < 8 or num_signers < 1:
+        raise UsageError(
+            f"synth needs num >= 1, frames >= 1, size >= 8, num_signers >= 1 "
+            f"(got num={num}, frames={frames}, size={size}, num_signers={num_signers})"
+        )
+    rng = np.random.default_rng(seed)
+    signers = _make_signers(num_signers, rng)
+    captions = all_captions()
+    for i in range(num):
+        combo = i % len(captions)
+        s = (combo + i // len(captions)) % num_signers
+        jitter = np.random.default_rng([seed, i]).uniform(-1.0, 1.0, size=2) * _SAMPLE_JITTER_PX
+        shift = (np.asarray(signers[s].offset_px) + jitter) / size  # pixels -> normalised
+        keypoints = caption_keypoints(captions[combo], frames) + shift
+        video = _render(keypoints, size, signers[s])
+        yield SynthClip(f"s{s}_{i:05d}", captions[combo], f"s{s}", video, keypoints)
 
 
 def generate(
@@ -184,35 +216,24 @@ def generate(
     size: int = 32,
     seed: int = 0,
     num_signers: int = 6,
+    fmt: str = "gif",
 ) -> list[str]:
-    """Write ``num`` synthetic NAME.gif + NAME.txt + NAME.keypoints.json triples; return names.
+    """Write ``num`` synthetic clips as a flat dataset folder; return their names.
 
-    Sample ``i`` gets caption ``all_captions()[i % 64]`` and a signer that shifts by one every
-    cycle of 64 captions, so every signer sees every caption after ``num_signers`` cycles.
-    Names are ``{signer}_{i:05d}``. The output is a function of the arguments only.
+    Per clip: ``NAME.gif``/``.mp4``/``.webm`` or the frame folder ``NAME/`` (``fmt``), the
+    caption ``NAME.txt`` and the exact keypoints ``NAME.keypoints.json``; plus ``manifest.csv``
+    over all of them (relative paths), so the folder is also a manifest dataset.
     """
-    if num < 1 or frames < 1 or size < 8 or num_signers < 1:
-        raise UsageError(
-            f"synth needs num >= 1, frames >= 1, size >= 8, num_signers >= 1 "
-            f"(got num={num}, frames={frames}, size={size}, num_signers={num_signers})"
-        )
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    signers = _make_signers(num_signers, rng)
-    captions = all_captions()
-    names = []
-    for i in range(num):
-        combo = i % len(captions)
-        s = (combo + i // len(captions)) % num_signers
-        signer = signers[s]
-        jitter = np.random.default_rng([seed, i]).uniform(-1.0, 1.0, size=2) * _SAMPLE_JITTER_PX
-        shift = (np.asarray(signer.offset_px) + jitter) / size  # pixels -> normalised
-        keypoints = caption_keypoints(captions[combo], frames) + shift
-        name = f"s{s}_{i:05d}"
-        write_gif(out / f"{name}.gif", _render(keypoints, size, signer))
-        write_text(out / f"{name}.txt", captions[combo] + "\n")
-        record = {"names": list(KEYPOINT_NAMES), "xy": np.round(keypoints, 5).tolist()}
-        write_text(out / f"{name}.keypoints.json", json.dumps(record) + "\n")
-        names.append(name)
+    names, rows = [], []
+    for clip in clips(num, frames=frames, size=size, seed=seed, num_signers=num_signers):
+        source = write_video(out / clip.name, clip.video, fmt)
+        write_text(out / f"{clip.name}.txt", clip.caption + "\n")
+        write_text(out / f"{clip.name}.keypoints.json", keypoints_json(clip.keypoints))
+        rows.append({"video": source.name, "caption": clip.caption, "signer": clip.signer})
+        names.append(clip.name)
+    write_manifest(out / "manifest.csv", rows)
     return names

@@ -91,6 +91,7 @@ def evaluate(
     _, val = open_dataset(
         cfg.data.root, num_frames=cfg.data.num_frames, size=cfg.data.image_size,
         val_fraction=cfg.data.val_fraction, cache_dir=cfg.data.cache_dir, seed=cfg.data.split_seed,
+        frame_sampling=cfg.data.frame_sampling,
     )  # fmt: skip
     n = min(num_videos or ev.num_videos, len(val))
     if n == 0:

@@ -37,7 +37,7 @@ def dataset_keypoints(
     d = cfg.data
     train, val = open_dataset(
         d.root, num_frames=d.num_frames, size=d.image_size, val_fraction=d.val_fraction,
-        cache_dir=d.cache_dir, strict=d.strict, seed=d.split_seed,
+        cache_dir=d.cache_dir, strict=d.strict, seed=d.split_seed, frame_sampling=d.frame_sampling,
     )  # fmt: skip
     cache = train.cache
     rows = {"all": range(len(cache)), "train": train.indices, "val": val.indices}[split]

@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
     import torch
 
     out = {"python": sys.version.split()[0], "text2sign": __version__, "torch": torch.__version__}
-    for name in ("deepspeed", "transformers", "tokenizers", "numpy"):
+    for name in ("deepspeed", "transformers", "tokenizers", "numpy", "av"):  # av: the decoder
         try:
             out[name] = __import__(name).__version__
         except Exception:

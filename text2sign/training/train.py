@@ -159,6 +159,7 @@ def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
         cache_dir=cfg.data.cache_dir,
         strict=cfg.data.strict,
         seed=cfg.data.split_seed,
+        frame_sampling=cfg.data.frame_sampling,
     )
     train_ds, val_ds = distributed.on_main_then_all(
         lambda: open_dataset(cfg.data.root, **data_kwargs)

@@ -168,3 +168,18 @@ def test_check_image_without_apptainer_on_path_is_a_usage_error(tmp_path, monkey
         C.check_image(str(image))
     with pytest.raises(UsageError, match="not found"):
         C.check_image(str(tmp_path / "missing.sif"))
+
+
+def test_a_manifest_binds_its_folder_and_the_folders_of_its_videos(tmp_path):
+    lists, clips, frames = tmp_path / "lists", tmp_path / "clips", tmp_path / "P" / "train"
+    for d in (lists, clips / "sub", frames / "clip7"):
+        d.mkdir(parents=True)
+    manifest = lists / "m.csv"
+    manifest.write_text(
+        "video,caption,signer\n"
+        f"{clips}/a.mp4,x,s\n{clips}/sub/b.mp4,x,s\n{frames}/clip7,x,s\n"
+        "local.gif,x,s\n/gone/away.mp4,x,s\n"  # a missing folder is not bound (a skipped row)
+    )
+    got = C.binds(results=tmp_path / "res", data_root=str(manifest), hf_cache=None, extra=[])
+    assert got[0] == str(tmp_path / "res")
+    assert sorted(got[1:]) == sorted(str(p) for p in (lists, clips, frames / "clip7"))

@@ -107,15 +107,23 @@ def _pairless(root: Path) -> Path:
     return root
 
 
+def _rowless(manifest: Path) -> Path:
+    (manifest.parent / "zero.mp4").write_bytes(b"")
+    manifest.write_text("video,caption,signer\nzero.mp4,hello,s1\nmissing.mp4,hi,s2\n")
+    return manifest
+
+
 @pytest.mark.parametrize(
     ("make_sets", "message"),
     [
         (lambda t: ["data.root=" + str(t / "nowhere")], "does not exist"),
-        (lambda t: ["data.root=" + str((t / "empty").mkdir() or t / "empty")], "no valid NAME.gif"),
+        (lambda t: ["data.root=" + str((t / "empty").mkdir() or t / "empty")], "no valid samples"),
         (
             lambda t: ["data.root=" + str(_pairless(t / "bad"))],
-            "no valid NAME.gif + NAME.txt pairs",
+            "no valid samples (NAME.gif/.mp4/.webm or a frame folder NAME/, each with NAME.txt)",
         ),
+        (lambda t: ["data.root=" + str(_rowless(t / "m.csv"))], "no usable row in manifest"),
+        (lambda t: ["data.root=" + str(t / "gone.jsonl")], "gone.jsonl does not exist"),
         (lambda t: ["text.encoder=" + str(t / "no_model")], "is not a saved model"),
         (lambda t: ["text.encoder=someone/not-cached"], "is not in the HF cache"),
     ],

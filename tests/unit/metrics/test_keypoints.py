@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text2sign.data import BLOB_COLOURS, KEYPOINT_NAMES, generate, load_gif
+from text2sign.data import BLOB_COLOURS, KEYPOINT_NAMES, generate, load_path
 from text2sign.metrics import detect_blobs, dtw, dtw_mje, fill_missing
 
 FRAMES = 8
@@ -43,7 +43,7 @@ def test_detector_recovers_the_generators_keypoints(synth32, size):
     root, names = synth32
     worst = 0.0
     for name in names:
-        video = load_gif(root / f"{name}.gif", FRAMES, size)  # 16: the tiny profile's size
+        video = load_path(root / f"{name}.gif", FRAMES, size)  # 16: the tiny profile's size
         found = detect_blobs(video, BLOB_COLOURS, NAMES)
         assert found.shape == (FRAMES, len(NAMES), 2) and not np.isnan(found).any()
         worst = max(worst, float(np.abs(found - _truth(root, name)).max()))
@@ -56,7 +56,7 @@ def test_detector_tolerates_noise_of_generated_frames(synth32):
     root, names = synth32
     rng = np.random.default_rng(0)
     for name in names[:16]:
-        video = load_gif(root / f"{name}.gif", FRAMES, 32).astype(float)
+        video = load_path(root / f"{name}.gif", FRAMES, 32).astype(float)
         noisy = np.clip(video + rng.normal(0, 10, video.shape), 0, 255).round().astype(np.uint8)
         found = detect_blobs(noisy, BLOB_COLOURS, NAMES)
         assert np.abs(found - _truth(root, name)).max() < 0.02
