@@ -12,6 +12,11 @@
 # * Where the host's pip is configured with local wheel folders or file:// indexes (no PyPI),
 #   they are bound into the build read-only (containers/pip-for-build.py) with a pip.conf naming
 #   them, which containers/install-python-deps.sh uses. Only empty mount points stay in the image.
+# * A pip cache outside the image (T2S_IMAGE_PIP_CACHE; /var/cache/t2s-image-pip as root, else
+#   ~/.cache/t2s-image-pip; "none" turns it off) is bound writable into the build: a rebuild
+#   after a source change does not download the CUDA image's several GB of wheels again.
+# * Each build writes SIF.build.json: seconds, bytes, the pip cache before the build (cold =
+#   empty), the commit and the installed versions (bench/image_build.py reports it).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,6 +58,15 @@ PIPDIR=$(mktemp -d)
 trap 'rm -rf "$PIPDIR"' EXIT
 BINDS=(--bind "$PIPDIR:/.t2s-build/conf:ro")
 MOUNTS="conf"
+if ((EUID == 0)); then default_cache=/var/cache/t2s-image-pip; else default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/t2s-image-pip; fi
+CACHE=${T2S_IMAGE_PIP_CACHE:-$default_cache}
+cache_before=0
+if [[ $CACHE != none ]]; then
+  mkdir -p "$CACHE"
+  cache_before=$(du -sb "$CACHE" | cut -f1)
+  BINDS+=(--bind "$CACHE:/.t2s-build/cache")
+  MOUNTS="$MOUNTS cache"
+fi
 if python3 -m pip --version >/dev/null 2>&1; then
   i=0
   while IFS= read -r path; do
@@ -78,5 +92,25 @@ apptainer build --force "${BINDS[@]}" "${args[@]}" "$tmp" "$DEF" >"$SIF.build.lo
 labels=$(apptainer inspect --labels "$tmp")
 [[ $labels == *org.text2sign.pin.torch* ]] || { log "ERROR: $tmp lacks the pin labels"; exit 1; }
 mv -f "$tmp" "$SIF"
+seconds=$((SECONDS - start))
+# The build's own record (bench/image_build.py): what was built, how long it took, how big it is.
+python3 - "$SIF.build.json" "$DEF" "$SIF" "$seconds" "$CACHE" "$cache_before" "$COMMIT" "$labels" <<'EOF'
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+out, definition, sif, seconds, cache, before, commit, labels = sys.argv[1:]
+record = {
+    "def": definition, "image": Path(sif).name, "seconds": int(seconds),
+    "bytes": os.path.getsize(sif), "commit": commit, "cpus": os.cpu_count(),
+    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    "pip_cache": "none" if cache == "none" else ("warm" if int(before) else "cold"),
+    "pip_cache_bytes_before": int(before),
+    "labels": dict(line.split(": ", 1) for line in labels.splitlines() if ": " in line),
+}
+Path(out).write_text(json.dumps(record, indent=2) + "\n")
+EOF
 echo "$hash" >"$SIF.stamp"
-log "built $SIF ($(du -h "$SIF" | cut -f1)) in $((SECONDS - start)) s"
+log "built $SIF ($(du -h "$SIF" | cut -f1)) in $seconds s (pip cache before: $cache_before bytes)"
