@@ -63,7 +63,7 @@ CACHE=${T2S_IMAGE_PIP_CACHE:-$default_cache}
 cache_before=0
 if [[ $CACHE != none ]]; then
   mkdir -p "$CACHE"
-  cache_before=$(du -sb "$CACHE" | cut -f1)
+  cache_before=$(find "$CACHE" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
   BINDS+=(--bind "$CACHE:/.t2s-build/cache")
   MOUNTS="$MOUNTS cache"
 fi
