@@ -66,17 +66,28 @@ def matmul_peak(device: torch.device, n: int = 8192, iters: int = 20) -> float:
 
 
 class UtilSampler:
-    """NVML GPU utilisation (% of time a kernel ran) sampled every ``interval`` s in a thread."""
+    """NVML GPU utilisation (% of time a kernel ran) sampled every ``interval`` s in a thread.
 
-    def __init__(self, device: torch.device, interval: float = 0.1) -> None:
+    ``reader``: a ``text2sign.run.telemetry.NVMLReader`` (None: nothing is sampled).
+    """
+
+    def __init__(self, reader, interval: float = 0.1) -> None:
         self.values: list[float] = []
-        self.reader = None
-        if device.type == "cuda":
-            from text2sign.run.telemetry import NVMLReader, torch_device_uuids
-
-            self.reader = NVMLReader(torch_device_uuids(device))
-        self.interval, self._stop = interval, threading.Event()
+        self.reader, self.interval, self._stop = reader, interval, threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> UtilSampler:
+        """On CUDA, the GPU of ``device`` by UUID; no NVML (a container without --nv): none."""
+        if device.type != "cuda":
+            return cls(None)
+        from text2sign.run.telemetry import NVMLReader, torch_device_uuids
+
+        try:
+            return cls(NVMLReader(torch_device_uuids(device)))
+        except Exception as e:
+            print(f"[gpu-harness] no NVML utilisation: {type(e).__name__}: {e}", flush=True)
+            return cls(None)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -85,7 +96,7 @@ class UtilSampler:
                 self.values.append(float(value))
 
     def __enter__(self) -> UtilSampler:
-        if self.reader is not None and self.reader.gpus:
+        if self.reader is not None and self.reader.handles:
             self._thread.start()
         return self
 
@@ -240,7 +251,7 @@ class Harness:
         self._sync()
         warm_s = time.perf_counter() - t0
         times = []
-        with UtilSampler(self.device) as util:
+        with UtilSampler.for_device(self.device) as util:
             for _ in range(cycles):
                 start = time.perf_counter()
                 for _ in range(self.accum):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench import gpu_levers as L
 from bench.gpu_harness import Lever
@@ -118,3 +119,29 @@ def test_the_sweep_doubles_until_out_of_memory_then_bisects_and_checkpoints(tmp_
                                      "batch=24, grad_checkpointing"]  # fmt: skip
     assert asked[1][1] == ("train.batch_size=8", "train.grad_accum=2")
     assert runner.report["largest_batch"] == 12
+
+
+def test_the_utilisation_sampler_reads_the_gpu_of_its_reader_while_the_step_runs():
+    import time
+
+    from bench.gpu_harness import UtilSampler
+    from tests.unit.run.test_telemetry import FakeNVML
+    from text2sign.run.telemetry import NVMLReader
+
+    reader = NVMLReader([FakeNVML.UUIDS[2]], nvml=FakeNVML())  # the node's third GPU: 20 %
+    with UtilSampler(reader, interval=0.01) as util:
+        time.sleep(0.1)
+    assert util.values and set(util.values) == {20.0}
+    with UtilSampler.for_device(torch.device("cpu")) as none:
+        time.sleep(0.02)
+    assert none.values == [] and none.reader is None
+
+
+def test_eval_time_scales_a_few_timed_ddim_steps_to_the_profile():
+    from bench.gpu_eval_time import measure
+
+    r = measure(device="cpu", profile="tiny", timed_steps=1, sets=("eval.batch_size=2",))
+    assert r["ddim_steps"] == 25 and r["timed_steps"] == 1 and r["batch_size"] == 2
+    assert r["s_per_clip"] == pytest.approx(r["s_per_ddim_step"] * 25)
+    for key in ("s_per_clip_batched", "s_per_clip_cfg_two_forwards", "s_per_clip_cfg_batched"):
+        assert r[key] > 0
