@@ -7,8 +7,9 @@ each part in its own process under a time limit carved from one budget (``BUDGET
 1. ``tests``: the tests marked ``gpu`` (tests/gpu: CUDA bf16 ZeRO-2 training, NVML by UUID,
    sampling and evaluation on the GPU, deterministic resume), with ``T2S_REQUIRE_GPU=1``;
 2. ``levers``: bench/gpu_levers.py: the `full` profile's baseline with a torch.profiler summary
-   (top kernels, shares in matmul / attention / elementwise / optimizer / data, the SDPA kernel
-   of each kind of attention call), each lever alone, the micro-batch sweep;
+   of one accumulation cycle (top kernels, shares in matmul / attention / elementwise / optimizer
+   / data, the SDPA kernel of each kind of attention call), each lever alone, the micro-batch
+   sweep;
 3. ``compiled``: the same for ``train.compile`` (per block, then the whole model);
 4. ``eval_time``: bench/gpu_eval_time.py: seconds per clip, guidance in one or two forwards;
    with the baseline's micro-step, evaluation's share of the profile's whole run.

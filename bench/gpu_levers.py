@@ -4,8 +4,8 @@
 levers, then ``--only compiled`` in a process of its own) measures, in this order and until its
 time budget (``--deadline-s``) is spent:
 
-1. the baseline (the profile as it is) and a torch.profiler summary of three of its micro-steps
-   (bench/gpu_profile.py);
+1. the baseline (the profile as it is) and a torch.profiler summary of one accumulation cycle
+   of its micro-steps (bench/gpu_profile.py);
 2. the attention levers (``LEVERS``: each a config override, the key a run would set), with the
    SDPA kernel each attention call ran on;
 3. the micro-batch sweep: batch 2 → 4 → 8 → ... (gradient accumulation keeping 16 samples per
@@ -75,7 +75,8 @@ def batch_lever(batch: int, *extra: str) -> Lever:
 
 
 def is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # older torch: cuda's
+    return isinstance(error, oom) or "out of memory" in str(error).lower()
 
 
 class Runner:
@@ -103,7 +104,7 @@ class Runner:
         tmp.write_text(json.dumps(self.report, indent=2))
         tmp.replace(self.out)
 
-    def run(self, lever: Lever, *, profile_steps: int = 0, sdpa: bool = False, cost: float = 1.2,
+    def run(self, lever: Lever, *, profile: bool = False, sdpa: bool = False, cost: float = 1.2,
             cycles: int | None = None):  # fmt: skip
         """Measure one lever (None when skipped); ``cost``: the wall time it needs, in units of
         the last lever's, for the deadline check."""
@@ -117,8 +118,8 @@ class Runner:
             harness = Harness(lever, profile=self.profile, base_sets=self.sets,
                               data_root=self.data_root)  # fmt: skip
             result = harness.measure(cycles=cycles or self.cycles, peak=self.peak)
-            if profile_steps:
-                result["profile"] = profile_micro_steps(harness, profile_steps)
+            if profile:  # one whole accumulation cycle: the optimizer's step counts once in it
+                result["profile"] = profile_micro_steps(harness, harness.accum)
             elif sdpa:
                 result["sdpa"] = profile_micro_steps(harness, 1)["sdpa"]
         except Exception as e:  # an OOM or a kernel that cannot run: recorded, next lever
@@ -140,7 +141,7 @@ class Runner:
     def eager(self, only: set[str] | None = None) -> None:
         """Baseline (two timed cycles, profiled), the attention levers, the sweep, the rest;
         ``only``: just these lever names (and "sweep") after the baseline."""
-        base = self.run(Lever("baseline", note="the profile as it is"), profile_steps=3, cycles=2)
+        base = self.run(Lever("baseline", note="the profile as it is"), profile=True, cycles=2)
         chosen = [lv for lv in LEVERS if only is None or lv.name in only]
         for lever in chosen:
             if lever.name in ATTENTION_LEVERS:
