@@ -16,7 +16,8 @@
 #   ~/.cache/t2s-image-pip; "none" turns it off) is bound writable into the build: a rebuild
 #   after a source change does not download the CUDA image's several GB of wheels again.
 # * Each build writes SIF.build.json: seconds, bytes, the pip cache before the build (cold =
-#   empty), the commit and the installed versions (bench/image_build.py reports it).
+#   empty), the load average at its start and end, the commit and the installed versions
+#   (bench/image_build.py reports it).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,6 +79,7 @@ fi
 
 log "building $SIF from $DEF (commit $COMMIT, $TORCH${MIRROR:+, mirror $MIRROR})"
 start=$SECONDS
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
 tmp="$SIF.partial"
 rm -f "$tmp"
 args=(--build-arg "COMMIT=$COMMIT" --build-arg "TORCH=$TORCH" --build-arg "VERSION=$VERSION"
@@ -94,20 +96,23 @@ labels=$(apptainer inspect --labels "$tmp")
 mv -f "$tmp" "$SIF"
 seconds=$((SECONDS - start))
 # The build's own record (bench/image_build.py): what was built, how long it took, how big it is.
-python3 - "$SIF.build.json" "$DEF" "$SIF" "$seconds" "$CACHE" "$cache_before" "$COMMIT" "$labels" <<'EOF'
+load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+python3 - "$SIF.build.json" "$DEF" "$SIF" "$seconds" "$CACHE" "$cache_before" "$COMMIT" "$labels" \
+  "$load_start" "$load_end" <<'EOF'
 import datetime as dt
 import json
 import os
 import sys
 from pathlib import Path
 
-out, definition, sif, seconds, cache, before, commit, labels = sys.argv[1:]
+out, definition, sif, seconds, cache, before, commit, labels, load0, load1 = sys.argv[1:]
 record = {
     "def": definition, "image": Path(sif).name, "seconds": int(seconds),
     "bytes": os.path.getsize(sif), "commit": commit, "cpus": os.cpu_count(),
     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     "pip_cache": "none" if cache == "none" else ("warm" if int(before) else "cold"),
     "pip_cache_bytes_before": int(before),
+    "loadavg": [float(load0), float(load1)],  # 1-minute load at start and end: other tenants
     "labels": dict(line.split(": ", 1) for line in labels.splitlines() if ": " in line),
 }
 Path(out).write_text(json.dumps(record, indent=2) + "\n")

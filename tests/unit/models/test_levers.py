@@ -155,3 +155,19 @@ def test_every_switch_keeps_the_parameter_names():
     other = make_model(attention_backend="math", cross_attention="grouped", fused_adaln=True,
                        grad_checkpointing=True, checkpoint_blocks=1)  # fmt: skip
     assert {n for n, _ in other.named_parameters()} == names
+
+
+def test_build_model_hands_every_perf_switch_to_the_dit():
+    from text2sign.models.build import build_model
+
+    sets = ["perf.attention_backend=math", "perf.cross_attention=grouped", "perf.fused_adaln=true",
+            "model.grad_checkpointing=true", "perf.checkpoint_blocks=1"]  # fmt: skip
+    dit = build_model(load_config(overrides=sets), None, ["left hand up"]).model.dit
+    assert (
+        dit.cross_attention == "grouped" and dit.grad_checkpointing and dit.checkpoint_blocks == 1
+    )
+    for block in dit.blocks:
+        assert block.fused_adaln and block.attn.backend == block.cross_attn.backend == "math"
+    plain = build_model(load_config(), None, ["left hand up"]).model.dit
+    assert plain.cross_attention == "masked" and plain.checkpoint_blocks == len(plain.blocks)
+    assert not plain.blocks[0].fused_adaln and plain.blocks[0].attn.backend == "auto"

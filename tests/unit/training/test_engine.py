@@ -75,3 +75,11 @@ def test_compile_scope_blocks_compiles_each_block_and_not_the_model():
     # Parameter names stay those of the eager model (checkpoints, EMA).
     eager = VideoDiT(DIT_PRESETS["tiny"], num_frames=2, image_size=8, text_dim=8)
     assert [n for n, _ in blocks.dit.named_parameters()] == [n for n, _ in eager.named_parameters()]
+
+
+def test_to_device_with_pin_memory_changes_nothing_on_a_cpu():
+    from text2sign.training.step import to_device
+
+    x = torch.randn(2, 3)
+    y = to_device(x, "cpu", pin=True)
+    assert torch.equal(x, y) and not y.is_pinned()  # pinning is for copies to a GPU
