@@ -59,7 +59,9 @@ if (kind == "cuda" and cuda is None) or (kind == "cpu" and cuda is not None):
 print(f"install-python-deps: torch {torch.__version__}, CUDA {cuda}")
 EOF
 "$PY" -m pip install -q hjson msgpack ninja py-cpuinfo packaging
-"$PY" -m pip install -q --no-build-isolation "$DEEPSPEED"
+# Never DeepSpeed from the wheel cache: its build depends on the torch it is built against and on
+# DS_BUILD_* (the CPU image prebuilds an op, the CUDA image none), which the cache's key ignores.
+"$PY" -m pip install -q --no-cache-dir --no-build-isolation "$DEEPSPEED"
 "$PY" -m pip install -q "$SRC"
 "$PY" -m pip check
 

@@ -145,7 +145,7 @@ def test_the_recipe_takes_deepspeed_from_setup_cfg_and_installs_the_project():
                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert out == f"deepspeed=={_pins()['deepspeed']}"
     assert (
-        '--no-build-isolation "$DEEPSPEED"' in text
+        '--no-cache-dir --no-build-isolation "$DEEPSPEED"' in text  # built for this image's torch
         and '"$PY" -m pip install -q "$TORCH_REQ"' in text
     )
     assert '"$PY" -m pip install -q "$SRC"' in text  # the project: every setup.cfg pin
