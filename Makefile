@@ -35,7 +35,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help venv pose-venv data demo test lint format docs bench gpu-check clean submit collect status cancel tensorboard \
-	sbatch-train sbatch-study sbatch-collect apptainer container container-cpu container-check
+	sbatch-train sbatch-study sbatch-collect apptainer container container-dockerhub container-cpu container-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -130,13 +130,16 @@ sbatch-collect: $(STAMP)  ## plain sbatch, the collector: make sbatch-collect ST
 apptainer:  ## install apptainer on a Debian host without a package (no-op when it is there)
 	bash containers/install-apptainer.sh
 
-container:  ## build IMAGE (CUDA, containers/text2sign.def; needs Docker Hub; cached by content)
+container:  ## build IMAGE (CUDA, containers/text2sign.def: Debian mirror + PyPI, no Docker Hub; cached)
 	bash containers/build-image.sh containers/text2sign.def "$$IMAGE" "$$TORCH"
+
+container-dockerhub:  ## build IMAGE from a Docker Hub PyTorch base instead (containers/text2sign-dockerhub.def)
+	bash containers/build-image.sh containers/text2sign-dockerhub.def "$$IMAGE" "$$TORCH"
 
 container-cpu:  ## build CPU_IMAGE (Debian bookworm + CPU torch, containers/text2sign-cpu.def; cached)
 	bash containers/build-image.sh containers/text2sign-cpu.def "$$CPU_IMAGE" "$$TORCH"
 
-container-check: $(STAMP)  ## parse-check containers/text2sign.def (spython) against setup.cfg
+container-check: $(STAMP)  ## check the defs (spython parse, one recipe, the same pins) against setup.cfg
 	$(PY) -m pytest -q tests/unit/jobs/test_container.py
 
 clean:  ## remove the venv and generated data (never results/)

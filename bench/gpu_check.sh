@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make gpu-check: every GPU check in one call, under 8 minutes on one H100 (bench/gpu_check.py
-# says what runs). On a machine without CUDA it prints "skipped: no CUDA", lists the GPU tests it
-# would run (so they are never silently absent) and exits 0.
+# make gpu-check: every GPU check in one call, under 8 minutes on one H100/H200 (bench/gpu_check.py
+# says what runs). On a machine without CUDA it prints "skipped: no CUDA", lists the GPU tests and
+# the levers it would run (so they are never silently absent) and exits 0.
 #
 # A bare GPU machine with PyTorch needs the wheels that its image lacks, in .whl/ (no network
 # there; README "Benchmarks" says how to build them): DeepSpeed (pip wheel --no-deps
@@ -17,6 +17,7 @@ if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
   echo "skipped: no CUDA"
   echo "the GPU tests it runs on a CUDA machine:"
   $PY -m pytest --collect-only -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | grep -E "::|collected|selected"
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" $PY -m bench.gpu_check --plan
   exit 0
 fi
 if ls .whl/*.whl >/dev/null 2>&1; then

@@ -17,24 +17,10 @@ from pathlib import Path
 import torch
 
 from bench.common import Goal, Section, median
+from bench.gpu_harness import matmul_peak
 
 COMMAND = "OMP_NUM_THREADS=8 .venv/bin/python -m bench.gpu_mfu --preset d14 --steps 10"
 FRAMES, SIZE, BATCH, TEXT_LEN, TEXT_DIM = 16, 64, 2, 77, 768  # the `full` profile
-
-
-def matmul_peak(n: int = 8192, iters: int = 20) -> float:
-    """Measured bf16 matmul FLOP/s of an n x n x n product on the current GPU."""
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        a @ b
-    end.record()
-    torch.cuda.synchronize()
-    return 2 * n**3 * iters / (start.elapsed_time(end) / 1e3)
 
 
 def train_steps(preset: str, steps: int, compile: bool = False) -> dict[str, float]:
@@ -148,7 +134,7 @@ def run(preset: str = "d14", steps: int = 10) -> Section:
     if not torch.cuda.is_available():
         return skipped("No GPU was lent to this session (`torch.cuda.is_available()` is False)")
     start = time.perf_counter()
-    peak = matmul_peak()
+    peak = matmul_peak(torch.device("cuda"))
     r = train_steps(preset, steps)
     mfu = r["flops"] / r["step_s"] / peak
     return Section(
@@ -189,7 +175,7 @@ def main() -> None:
         print("skipped: no CUDA")
         return
     if args.json:
-        peak = matmul_peak()
+        peak = matmul_peak(torch.device("cuda"))
         r = train_steps(args.preset, args.steps, compile=args.compile)
         r.update(preset=args.preset, compiled=args.compile, bf16_peak_flops=peak,
                  mfu=r["flops"] / r["step_s"] / peak, samples_per_s=BATCH / r["step_s"],

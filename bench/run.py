@@ -41,6 +41,7 @@ BENCHMARKS = (
     "pose_resolution",
     "pose_throughput",
     "pose_dtw",
+    "image_build",
 )
 
 

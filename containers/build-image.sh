@@ -12,6 +12,12 @@
 # * Where the host's pip is configured with local wheel folders or file:// indexes (no PyPI),
 #   they are bound into the build read-only (containers/pip-for-build.py) with a pip.conf naming
 #   them, which containers/install-python-deps.sh uses. Only empty mount points stay in the image.
+# * A pip cache outside the image (T2S_IMAGE_PIP_CACHE; /var/cache/t2s-image-pip as root, else
+#   ~/.cache/t2s-image-pip; "none" turns it off) is bound writable into the build: a rebuild
+#   after a source change does not download the CUDA image's several GB of wheels again.
+# * Each build writes SIF.build.json: seconds, bytes, the pip cache before the build (cold =
+#   empty), the load average at its start and end, the commit and the installed versions
+#   (bench/image_build.py reports it).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,6 +59,15 @@ PIPDIR=$(mktemp -d)
 trap 'rm -rf "$PIPDIR"' EXIT
 BINDS=(--bind "$PIPDIR:/.t2s-build/conf:ro")
 MOUNTS="conf"
+if ((EUID == 0)); then default_cache=/var/cache/t2s-image-pip; else default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/t2s-image-pip; fi
+CACHE=${T2S_IMAGE_PIP_CACHE:-$default_cache}
+cache_before=0
+if [[ $CACHE != none ]]; then
+  mkdir -p "$CACHE"
+  cache_before=$(find "$CACHE" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+  BINDS+=(--bind "$CACHE:/.t2s-build/cache")
+  MOUNTS="$MOUNTS cache"
+fi
 if python3 -m pip --version >/dev/null 2>&1; then
   i=0
   while IFS= read -r path; do
@@ -64,6 +79,7 @@ fi
 
 log "building $SIF from $DEF (commit $COMMIT, $TORCH${MIRROR:+, mirror $MIRROR})"
 start=$SECONDS
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
 tmp="$SIF.partial"
 rm -f "$tmp"
 args=(--build-arg "COMMIT=$COMMIT" --build-arg "TORCH=$TORCH" --build-arg "VERSION=$VERSION"
@@ -78,5 +94,28 @@ apptainer build --force "${BINDS[@]}" "${args[@]}" "$tmp" "$DEF" >"$SIF.build.lo
 labels=$(apptainer inspect --labels "$tmp")
 [[ $labels == *org.text2sign.pin.torch* ]] || { log "ERROR: $tmp lacks the pin labels"; exit 1; }
 mv -f "$tmp" "$SIF"
+seconds=$((SECONDS - start))
+# The build's own record (bench/image_build.py): what was built, how long it took, how big it is.
+load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+python3 - "$SIF.build.json" "$DEF" "$SIF" "$seconds" "$CACHE" "$cache_before" "$COMMIT" "$labels" \
+  "$load_start" "$load_end" <<'EOF'
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+out, definition, sif, seconds, cache, before, commit, labels, load0, load1 = sys.argv[1:]
+record = {
+    "def": definition, "image": Path(sif).name, "seconds": int(seconds),
+    "bytes": os.path.getsize(sif), "commit": commit, "cpus": os.cpu_count(),
+    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    "pip_cache": "none" if cache == "none" else ("warm" if int(before) else "cold"),
+    "pip_cache_bytes_before": int(before),
+    "loadavg": [float(load0), float(load1)],  # 1-minute load at start and end: other tenants
+    "labels": dict(line.split(": ", 1) for line in labels.splitlines() if ": " in line),
+}
+Path(out).write_text(json.dumps(record, indent=2) + "\n")
+EOF
 echo "$hash" >"$SIF.stamp"
-log "built $SIF ($(du -h "$SIF" | cut -f1)) in $((SECONDS - start)) s"
+log "built $SIF ($(du -h "$SIF" | cut -f1)) in $seconds s (pip cache before: $cache_before bytes)"

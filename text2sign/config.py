@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from text2sign.errors import ConfigError
 from text2sign.presets import DIT_PRESETS  # torch-free: submitting a study never imports torch
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
-HASH_EXCLUDED = ("eval", "slurm", "container")
+HASH_EXCLUDED = ("eval", "slurm", "container", "perf")
 #: No string of the config may hold one: values reach batch scripts and command lines, where a
 #: newline would end an ``#SBATCH`` line and start a line of shell.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -282,6 +282,47 @@ class ContainerConfig(Section):
     )
 
 
+class PerfConfig(Section):
+    """Throughput switches (ignored by the config hash): none changes what is computed beyond
+    float rounding (tests/unit/models/test_levers.py), so a run may resume with others. Each
+    defaults to the code's behaviour before it existed; ``make gpu-check`` measures each alone."""
+
+    attention_backend: Literal["auto", "flash", "cudnn", "efficient", "math"] = Field(
+        "auto", description="SDPA kernel of every attention call (auto: torch chooses). On a CPU, "
+        "cudnn and efficient fall back to auto with a warning; flash needs cross_attention=grouped.",
+    )  # fmt: skip
+    cross_attention: Literal["masked", "grouped"] = Field(
+        "masked", description="Caption padding: a boolean mask, or mask-free calls with the keys cut "
+        "to each caption's length (one host sync per forward; a shape per length when compiled).",
+    )  # fmt: skip
+    fused_adaln: bool = Field(
+        False, description="LayerNorm + adaLN modulation as one compiled function (norm_modulate)."
+    )
+    checkpoint_blocks: int | None = Field(
+        None, ge=0, description="With model.grad_checkpointing: recompute the first N blocks only."
+    )
+    fused_adamw: bool = Field(
+        True, description="torch's fused AdamW on CUDA (false: its foreach kernel); CPU: default."
+    )
+    compile_scope: Literal["model", "blocks"] = Field(
+        "model", description="With train.compile: the whole DiT, or each block alone (regional)."
+    )
+    pin_memory: bool = Field(
+        False, description="Pinned batches and non-blocking copies to the GPU (none on a CPU)."
+    )
+    cfg_batch: bool = Field(
+        False, description="Guidance: conditional and unconditional in one forward per DDIM step."
+    )
+
+    @model_validator(mode="after")
+    def _flash_takes_no_mask(self) -> PerfConfig:
+        if self.attention_backend == "flash" and self.cross_attention == "masked":
+            raise ValueError(
+                "attention_backend=flash takes no mask: set perf.cross_attention=grouped"
+            )
+        return self
+
+
 class Config(Section):
     """The whole resolved config of one run."""
 
@@ -297,6 +338,7 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
+    perf: PerfConfig = Field(default_factory=PerfConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -304,8 +346,9 @@ class Config(Section):
     def hash(self) -> str:
         """Stable short hash of what determines the results: a run dir refuses a different one.
 
-        ``eval``, ``slurm`` and ``container`` are left out: moving a run to another partition or
-        image, giving it more time, or evaluating it differently must not block its resume.
+        ``eval``, ``slurm``, ``container`` and ``perf`` are left out: moving a run to another
+        partition or image, giving it more time, a faster kernel, or evaluating it differently
+        must not block its resume.
         """
         data = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
         canon = json.dumps(data, sort_keys=True, separators=(",", ":"))

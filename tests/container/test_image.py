@@ -32,6 +32,14 @@ def test_apptainer_test_runs_doctor_inside_the_image(image):
     assert "DS accelerator cpu" in out and "HF_HUB_OFFLINE=1" in out and "/hf_cache" in out
 
 
+def test_deepspeeds_cpu_comm_op_is_built_into_the_image(image):
+    """The image has no compiler: the op jobs need must be there (not from another build's wheel)."""
+    code = "from deepspeed.git_version_info import installed_ops as o; print(bool(o['deepspeed_shm_comm']))"
+    argv = C.container_argv(C.ContainerSpec("apptainer", str(image)), ["python", "-c", code])
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "True", out.stdout + out.stderr[-2000:]
+
+
 def test_labels_carry_the_commit_and_the_pins(image):
     out = subprocess.run(["apptainer", "inspect", "--labels", "--json", str(image)],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip

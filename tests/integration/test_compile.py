@@ -1,7 +1,7 @@
 """``train.compile``: the compiled tiny DiT trains under DeepSpeed like the eager one.
 
 Guarantee shown here: through the real trainer CLI (1 rank, ZeRO-2, fp32), 2 steps with
-``train.compile=true`` give the eager losses (to float tolerance; inductor fuses and reorders
+``train.compile=true`` (the whole DiT, and ``perf.compile_scope=blocks``) give the eager losses (to float tolerance; inductor fuses and reorders
 float ops), and metadata/startup say which optimizer and compile setting ran. Compiling takes
 about a minute on a loaded 2-core machine, hence 2 steps only.
 """
@@ -27,12 +27,15 @@ def test_compiled_dit_trains_like_eager(synth_data, tmp_path):
     compiled = run_train(
         tmp_path / "compiled", synth_data, *SETS, "train.compile=true", timeout=600
     )
-    for proc in (eager, compiled):
+    regional = run_train(tmp_path / "blocks", synth_data, *SETS, "train.compile=true",
+                         "perf.compile_scope=blocks", timeout=600)  # fmt: skip
+    for proc in (eager, compiled, regional):
         assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     assert "compile=true" in compiled.stdout and "compile=false" in eager.stdout
     want = [float(r["loss"]) for r in read_metrics(tmp_path / "eager")]
-    got = [float(r["loss"]) for r in read_metrics(tmp_path / "compiled")]
-    assert len(got) == len(want) == 2
-    assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+    for run in ("compiled", "blocks"):  # the whole DiT, and each block alone (regional)
+        got = [float(r["loss"]) for r in read_metrics(tmp_path / run)]
+        assert len(got) == len(want) == 2
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
     meta = json.loads((tmp_path / "compiled" / "metadata.json").read_text())
     assert meta["optimizer"] == "AdamW (torch)"  # CPU: the fused kernel is for CUDA runs

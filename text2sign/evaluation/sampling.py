@@ -17,7 +17,7 @@ import torch
 from text2sign.config import Config, load_resolved
 from text2sign.errors import RunDirError
 from text2sign.models.build import Built, build_model
-from text2sign.models.diffusion import GaussianDiffusion, cosine_betas
+from text2sign.models.diffusion import GaussianDiffusion, ModelFn, cosine_betas, guided_eps
 from text2sign.run import weights
 from text2sign.run.rundir import RunDir
 
@@ -58,6 +58,35 @@ def initial_noise(cfg: Config, n: int, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def stack_text(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Two ``Built.encode`` results as one batch (a's rows first), padded to the longer caption.
+
+    Padding is what the tokenizer's own padding is: mask False, states and ids 0; the model never
+    looks at a masked token, so each row's output is what it would be alone.
+    """
+    length = max(t.shape[1] for t in (*a.values(), *b.values()))
+
+    def pad(t: torch.Tensor) -> torch.Tensor:  # (B, L, ...) -> (B, length, ...)
+        extra = torch.zeros((t.shape[0], length - t.shape[1], *t.shape[2:]), dtype=t.dtype,
+                            device=t.device)  # fmt: skip
+        return torch.cat([t, extra], dim=1)
+
+    return {k: torch.cat([pad(a[k]), pad(b[k])]) for k in a}
+
+
+def guided_batch_fn(model, cond: dict, uncond: dict, scale: float) -> ModelFn:
+    """Classifier-free guidance in one forward per step (``perf.cfg_batch``): the conditional and
+    the unconditional halves stacked along the batch, then ``guided_eps``."""
+    both = stack_text(cond, uncond)
+
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), **both).float()  # (2B, T, C, H, W)
+        c, u = out.chunk(2)
+        return guided_eps(c, u, scale)
+
+    return fn
+
+
 @torch.no_grad()
 def sample_videos(
     built: Built,
@@ -90,13 +119,16 @@ def sample_videos(
         caps = captions[lo : lo + step]
         cond = built.encode(caps, device)
         uncond = built.encode([""] * len(caps), device)
+        batched = scale != 1.0 and cfg.perf.cfg_batch  # guidance in one forward per step
         x = diffusion.ddim_sample(
-            lambda x_t, t, c=cond: model(x_t, t, **c),
+            guided_batch_fn(model, cond, uncond, scale)
+            if batched
+            else lambda x_t, t, c=cond: model(x_t, t, **c),
             tuple(noise[lo : lo + step].shape),
             steps=steps or cfg.diffusion.sample_steps,
             generator=torch.Generator(),  # unused: the noise is given
             device=device,
-            guidance_scale=scale,
+            guidance_scale=1.0 if batched else scale,
             uncond_fn=lambda x_t, t, u=uncond: model(x_t, t, **u),
             noise=noise[lo : lo + step],
         )  # (B, T, C, H, W) in [-1, 1]

@@ -89,6 +89,10 @@ def build_model(cfg: Config, run_dir: Path | None, captions: list[str] | None) -
         in_channels=CHANNELS,
         text_dim=text.dim,
         grad_checkpointing=cfg.model.grad_checkpointing,
+        checkpoint_blocks=cfg.perf.checkpoint_blocks,
+        attention_backend=cfg.perf.attention_backend,
+        cross_attention=cfg.perf.cross_attention,
+        fused_adaln=cfg.perf.fused_adaln,
     )
     model = Text2SignModel(dit, text if cfg.text.finetune else None)
     return Built(model=model, text=text, frozen=not cfg.text.finetune)

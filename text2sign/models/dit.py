@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from text2sign.errors import ConfigError
+from text2sign.models.attention import Attention, CrossAttention, TextCond, text_condition
 from text2sign.presets import DIT_PRESETS, DiTPreset, get_preset  # noqa: F401 (re-export)
 
 
@@ -26,6 +27,23 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     """adaLN: per-sample affine on (B, S, D) tokens from (B, D) shift and scale."""
     # One fused pass over the tokens (addcmul) instead of a multiply and an add.
     return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
+
+
+def norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """LayerNorm without affine (eps 1e-6), then adaLN: the pre-norm of every adaLN block."""
+    return modulate(F.layer_norm(x, x.shape[-1:], eps=1e-6), shift, scale)
+
+
+_fused_norm_modulate = None
+
+
+def fused_norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``norm_modulate`` compiled on its own (``perf.fused_adaln``): one kernel forward and one
+    backward instead of the LayerNorm's and the modulation's passes over (B, S, D)."""
+    global _fused_norm_modulate
+    if _fused_norm_modulate is None:
+        _fused_norm_modulate = torch.compile(norm_modulate, dynamic=False)
+    return _fused_norm_modulate(x, shift, scale)
 
 
 #################################################################################
@@ -80,55 +98,8 @@ def sincos_2d(dim: int, grid_size: int) -> torch.Tensor:
 
 
 #################################################################################
-#                          Attention and Transformer Block                      #
+#                 Transformer Block (attention: models/attention.py)            #
 #################################################################################
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention over the second axis, via scaled_dot_product_attention."""
-
-    def __init__(self, hidden: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        qkv = self.qkv(x).view(b, s, 3, self.heads, d // self.heads)  # (B', S, 3, h, d/h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B', h, S, d/h)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B', h, S, d/h)
-        return self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B', S, D)
-
-
-class CrossAttention(nn.Module):
-    """Multi-head attention from video tokens to text tokens; padding keys are masked out."""
-
-    def __init__(self, hidden: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(hidden, hidden)
-        self.kv = nn.Linear(hidden, 2 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-
-    @staticmethod
-    def masks(y_mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """From (B, L) token validity: the (B, 1, 1, L) attention mask and a (B, 1, 1) float
-        (of ``dtype``) that is 0 for a caption without any valid token: its output is "no text"."""
-        # Such a caption would give an all -inf softmax row (NaN): let it attend everywhere to
-        # stay finite; the caller multiplies its output by 0.
-        empty = ~y_mask.any(dim=1)  # (B,)
-        attn_mask = (y_mask | empty[:, None])[:, None, None, :]  # (B, 1, 1, L) True = attend
-        return attn_mask, (~empty).to(dtype)[:, None, None]
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        hd = d // self.heads
-        q = self.q(x).view(b, s, self.heads, hd).transpose(1, 2)  # (B, h, S, d/h)
-        kv = self.kv(y).view(b, y.shape[1], 2, self.heads, hd)  # (B, L, 2, h, d/h)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, L, d/h)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, S, d/h)
-        return self.proj(out.transpose(1, 2).reshape(b, s, d))  # (B, S, D)
 
 
 class Mlp(nn.Module):
@@ -146,13 +117,18 @@ class Mlp(nn.Module):
 class VideoDiTBlock(nn.Module):
     """adaLN-Zero block: spatial or temporal self-attention, text cross-attention, MLP."""
 
-    def __init__(self, hidden: int, heads: int, mlp_ratio: float, temporal: bool) -> None:
+    def __init__(
+        self, hidden: int, heads: int, mlp_ratio: float, temporal: bool, *,
+        attention_backend: str = "auto", fused_adaln: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.temporal = temporal
+        self.fused_adaln = fused_adaln
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden, heads)
+        label = "temporal" if temporal else "spatial"
+        self.attn = Attention(hidden, heads, attention_backend, label)
         self.norm2 = nn.LayerNorm(hidden, eps=1e-6)
-        self.cross_attn = CrossAttention(hidden, heads)
+        self.cross_attn = CrossAttention(hidden, heads, attention_backend)
         self.norm3 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(hidden, int(hidden * mlp_ratio), hidden)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
@@ -162,15 +138,15 @@ class VideoDiTBlock(nn.Module):
         x: torch.Tensor,
         c: torch.Tensor,
         y: torch.Tensor,
-        text: tuple[torch.Tensor, torch.Tensor],
+        text: TextCond,
         frames: int,
     ) -> torch.Tensor:
-        """``text``: ``CrossAttention.masks`` of the caption, computed once for all blocks."""
+        """``text``: the caption's ``text_condition``, computed once for all blocks."""
         b, s, d = x.shape  # x: (B, T*N, D), frame-major
         n = s // frames
         mod = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
-        h = modulate(self.norm1(x), shift_msa, scale_msa)  # (B, T*N, D)
+        h = self.norm_modulate(x, self.norm1, shift_msa, scale_msa)  # (B, T*N, D)
         if self.temporal:
             h = h.view(b, frames, n, d).transpose(1, 2).reshape(b * n, frames, d)  # (B*N, T, D)
             h = self.attn(h)  # (B*N, T, D)
@@ -179,10 +155,15 @@ class VideoDiTBlock(nn.Module):
             h = self.attn(h.reshape(b * frames, n, d)).view(b, s, d)  # (B, T*N, D)
         x = torch.addcmul(x, gate_msa.unsqueeze(1), h)  # (B, T*N, D) x + gate * h, one pass
         # Cross-attention is per query token, so it runs on all T*N tokens at once.
-        attn_mask, has_text = text
-        x = torch.addcmul(x, has_text, self.cross_attn(self.norm2(x), y, attn_mask))  # (B, T*N, D)
-        h = self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))  # (B, T*N, D)
+        x = torch.addcmul(x, text.has_text, self.cross_attn(self.norm2(x), y, text))  # (B, T*N, D)
+        h = self.mlp(self.norm_modulate(x, self.norm3, shift_mlp, scale_mlp))  # (B, T*N, D)
         return torch.addcmul(x, gate_mlp.unsqueeze(1), h)  # (B, T*N, D)
+
+    def norm_modulate(self, x, norm: nn.LayerNorm, shift, scale) -> torch.Tensor:
+        """adaLN pre-norm: the LayerNorm module then ``modulate``, or the one compiled function."""
+        if self.fused_adaln:
+            return fused_norm_modulate(x, shift, scale)
+        return modulate(norm(x), shift, scale)
 
 
 class FinalLayer(nn.Module):
@@ -216,7 +197,13 @@ class VideoDiT(nn.Module):
         in_channels: int = 3,
         text_dim: int,
         grad_checkpointing: bool = False,
+        checkpoint_blocks: int | None = None,
+        attention_backend: str = "auto",
+        cross_attention: str = "masked",
+        fused_adaln: bool = False,
     ) -> None:
+        """The keywords after ``text_dim`` are speed switches (config ``model.grad_checkpointing``
+        and ``perf.*``); none changes what the model computes beyond float rounding."""
         super().__init__()
         if preset.hidden % preset.heads or preset.hidden % 4:
             # 4 | hidden: the 2-D sin-cos table gives each axis a sin and a cos half.
@@ -232,6 +219,9 @@ class VideoDiT(nn.Module):
         self.patch = preset.patch
         self.grid = image_size // preset.patch
         self.grad_checkpointing = grad_checkpointing
+        # Recompute only the first checkpoint_blocks blocks (None: all) when checkpointing.
+        self.checkpoint_blocks = preset.depth if checkpoint_blocks is None else checkpoint_blocks
+        self.cross_attention = cross_attention
 
         self.x_embedder = nn.Conv2d(in_channels, d, kernel_size=preset.patch, stride=preset.patch)
         self.t_embedder = TimestepEmbedder(d)
@@ -242,7 +232,14 @@ class VideoDiT(nn.Module):
         self.register_buffer("temp_embed", torch.zeros(1, num_frames, d), persistent=False)
         self.blocks = nn.ModuleList(
             # Latte's variant 1: even blocks attend within a frame, odd blocks across frames.
-            VideoDiTBlock(d, preset.heads, preset.mlp_ratio, temporal=i % 2 == 1)
+            VideoDiTBlock(
+                d,
+                preset.heads,
+                preset.mlp_ratio,
+                temporal=i % 2 == 1,
+                attention_backend=attention_backend,
+                fused_adaln=fused_adaln,
+            )
             for i in range(preset.depth)
         )
         self.final_layer = FinalLayer(d, preset.patch, in_channels)
@@ -314,9 +311,10 @@ class VideoDiT(nn.Module):
         pooled = y.sum(dim=1) / n_valid  # (B, E) masked mean (zero for an empty caption)
         c = self.t_embedder(t.to(x.device)) + self.text_pooler(pooled)  # (B, D)
         y = self.text_embedder(y)  # (B, L, D)
-        text = CrossAttention.masks(mask, dtype)  # (B, 1, 1, L) attention mask, (B, 1, 1) has text
-        for block in self.blocks:
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+        text = text_condition(mask, dtype, self.cross_attention)  # mask or runs, (B, 1, 1) has text
+        recompute = self.grad_checkpointing and self.training and torch.is_grad_enabled()
+        for i, block in enumerate(self.blocks):
+            if recompute and i < self.checkpoint_blocks:
                 x = checkpoint(block, x, c, y, text, f, use_reentrant=False)  # (B, T*N, D)
             else:
                 x = block(x, c, y, text, f)  # (B, T*N, D)

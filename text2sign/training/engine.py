@@ -48,15 +48,18 @@ def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict[str, Any]]:
 def build_optimizer(
     model: torch.nn.Module, cfg: Config, device: torch.device | str
 ) -> torch.optim.Optimizer:
-    """AdamW over :func:`param_groups`: torch's fused kernel on CUDA, the default one elsewhere.
+    """AdamW over :func:`param_groups`: on CUDA torch's fused kernel (``perf.fused_adamw``) or
+    its multi-tensor foreach kernel; elsewhere the default one.
 
     Fused, not DeepSpeed's FusedAdam: it needs no CUDA extension build, and DeepSpeed's ZeRO and
     bf16 wrappers step it like any torch optimizer (on the fp32 master partitions).
     """
-    fused = torch.device(device).type == "cuda"
+    cuda = torch.device(device).type == "cuda"
+    fused = cuda and cfg.perf.fused_adamw
     return torch.optim.AdamW(
         param_groups(model, cfg), lr=cfg.train.lr, betas=cfg.train.betas,
         weight_decay=cfg.train.weight_decay, fused=fused or None,
+        foreach=True if cuda and not fused else None,
     )  # fmt: skip
 
 
@@ -64,14 +67,26 @@ def optimizer_label(optimizer: Any) -> str:
     """What the run's metadata records, e.g. ``AdamW (torch, fused)``; ``optimizer`` may also be
     the engine's (DeepSpeed's wrappers hold the torch optimizer as ``.optimizer``)."""
     inner = optimizer if isinstance(optimizer, torch.optim.Optimizer) else optimizer.optimizer
-    fused = any(g.get("fused") for g in inner.param_groups)
-    return f"{type(inner).__name__} (torch{', fused' if fused else ''})"
+    kernel = next(
+        (k for k in ("fused", "foreach") if any(g.get(k) for g in inner.param_groups)), ""
+    )
+    return f"{type(inner).__name__} (torch{', ' + kernel if kernel else ''})"
 
 
 def maybe_compile(model: torch.nn.Module, cfg: Config) -> None:
     """``train.compile``: compile the DiT in place (``nn.Module.compile``: parameter names, and so
-    checkpoints and the EMA, stay as they are), before DeepSpeed wraps the model."""
-    if cfg.train.compile:
+    checkpoints and the EMA, stay as they are), before DeepSpeed wraps the model.
+
+    ``perf.compile_scope=blocks`` compiles each block on its own instead (regional compilation):
+    the blocks share their code, so torch compiles the spatial and the temporal block once each,
+    not the whole unrolled model; the embedders and the final layer stay eager.
+    """
+    if not cfg.train.compile:
+        return
+    if cfg.perf.compile_scope == "blocks":
+        for block in model.dit.blocks:
+            block.compile()
+    else:
         model.dit.compile()
 
 

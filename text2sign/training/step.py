@@ -61,15 +61,24 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def to_device(x: torch.Tensor, device, pin: bool) -> torch.Tensor:
+    """Host tensor to ``device``; with ``pin`` (``perf.pin_memory``, CUDA) from pinned memory
+    without blocking the host (the caching host allocator keeps the buffer until the copy ends)."""
+    if pin and torch.device(device).type == "cuda":
+        return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
+    return x.to(device)
+
+
 def micro_step_loss(engine, built, diffusion, batch, g, cfg: Config, device, dtype) -> torch.Tensor:
     """Diffusion MSE (ε or v) on one micro-batch; all randomness drawn from the step generator ``g``."""
-    x0 = batch["video"].to(device)  # (B, T, C, H, W) in [-1, 1]
+    pin = cfg.perf.pin_memory
+    x0 = to_device(batch["video"], device, pin)  # (B, T, C, H, W) in [-1, 1]
     b = x0.shape[0]
     drop = torch.rand(b, generator=g) < cfg.text.caption_dropout  # caption dropout for CFG
     captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist(), strict=True)]
     high = cfg.diffusion.high_noise_prob if cfg.diffusion.timestep_sampling == "high_noise" else 0.0
     t = diffusion.sample_timesteps(b, g, device, high_noise_prob=high)  # (B,)
-    noise = torch.randn(x0.shape, generator=g).to(device)  # (B, T, C, H, W)
+    noise = to_device(torch.randn(x0.shape, generator=g), device, pin)  # (B, T, C, H, W)
     text = built.encode(captions, device)
     return diffusion.training_loss(lambda x_t, tt: engine(x_t.to(dtype), tt, **text), x0, t, noise)
 

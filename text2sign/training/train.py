@@ -254,6 +254,7 @@ def _open_outputs(s: _Setup, step: int, resumed: bool, cpus: threads.Threads) ->
     loader = torch.utils.data.DataLoader(
         s.train_ds, batch_sampler=stream, num_workers=cpus.workers, collate_fn=collate,
         persistent_workers=cpus.workers > 0,
+        pin_memory=cfg.perf.pin_memory and torch.device(env.device).type == "cuda",
     )  # fmt: skip
     return _Outputs(
         telemetry=telemetry, logger=logger, meta=meta,

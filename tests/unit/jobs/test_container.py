@@ -1,9 +1,11 @@
 """The definition files and the container side of the launcher, without apptainer.
 
-containers/text2sign.def (CUDA) is parsed with spython (a real parser; it knows only
-``Bootstrap: docker``), both defs are checked to install through the one shared recipe with the
-same pins, and the exact ``apptainer exec`` command and bind list are pinned. The images
-themselves are built and run by tests/container/ (``make container-cpu``).
+The three defs install through the one shared recipe with the same pins: containers/text2sign.def
+(the cluster image, CUDA, from a Debian mirror and PyPI), text2sign-cpu.def (CI and laptops) and
+text2sign-dockerhub.def (the same cluster image from a Docker Hub base, an option; parsed with
+spython, a real parser that knows only ``Bootstrap: docker``). The exact ``apptainer exec``
+command and bind list are pinned. The images themselves are built and run by tests/container/
+(``make container-cpu``; the CUDA image, ``make container``, when it is there).
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from text2sign.errors import UsageError
 DEFS = {
     "cuda": REPO / "containers" / "text2sign.def",
     "cpu": REPO / "containers" / "text2sign-cpu.def",
+    "dockerhub": REPO / "containers" / "text2sign-dockerhub.def",
 }
 RECIPE = REPO / "containers" / "install-python-deps.sh"
+TORCH_BUILD = {"cuda": " cuda", "cpu": " cpu", "dockerhub": ""}  # the recipe's 4th argument
 
 
 def _recipe():
     from spython.main.parse.parsers import SingularityParser
 
-    recipes = SingularityParser(str(DEFS["cuda"])).recipe  # {stage name: Recipe}
+    recipes = SingularityParser(str(DEFS["dockerhub"])).recipe  # {stage name: Recipe}
     assert len(recipes) == 1
     return next(iter(recipes.values()))
 
@@ -60,12 +64,12 @@ def _make_torch() -> str:
     return re.search(r"TORCH\s*\?=\s*(torch==[\d.]+)", (REPO / "Makefile").read_text()).group(1)
 
 
-def test_cuda_def_parses_and_has_every_section():
+def test_dockerhub_def_parses_and_has_every_section():
     recipe = _recipe()
     assert recipe.fromHeader.startswith("pytorch/pytorch:") and re.search(
         r":\d+\.\d+\.\d+-cuda", recipe.fromHeader
     )
-    text = DEFS["cuda"].read_text()
+    text = DEFS["dockerhub"].read_text()
     for section in ("%environment", "%post", "%runscript", "%test", "%labels", "%help", "%files"):
         assert section in text, section
     env = "\n".join(recipe.environ)
@@ -75,25 +79,26 @@ def test_cuda_def_parses_and_has_every_section():
     assert re.search(r"%test\n\s+python -m text2sign doctor", text)  # spython moves it to a script
     labels = " ".join(recipe.labels)
     assert "version {{ VERSION }}" in labels and "revision {{ COMMIT }}" in labels
-    assert re.search(r'TORCH_CUDA_ARCH_LIST="8\.0;9\.0"', "\n".join(recipe.install))  # A100+H100
 
 
 @pytest.mark.parametrize("kind", sorted(DEFS))
-def test_both_defs_install_through_the_one_recipe_with_the_same_pins(kind):
+def test_every_def_installs_through_the_one_recipe_with_the_same_pins(kind):
     s = sections(DEFS[kind])
     make_torch = _make_torch()
-    # The torch pin: the Makefile's, as the %arguments default and (CUDA) as the base image tag.
+    # The torch pin: the Makefile's, as the %arguments default and (Docker Hub) as the base tag.
     assert re.search(rf"^\s*TORCH={re.escape(make_torch)}\s*$", s["arguments"], re.M)
-    if kind == "cuda":
+    if kind == "dockerhub":
         assert re.search(rf"^From: pytorch/pytorch:{make_torch.split('==')[1]}-", s["header"], re.M)
-    else:
+    else:  # from a Debian mirror: no container registry
         assert re.search(r"^Bootstrap: debootstrap$", s["header"], re.M)
         assert re.search(r"^MirrorURL: \{\{ MIRROR \}\}$", s["header"], re.M)
+        assert re.search(r"^OSVersion: bookworm$", s["header"], re.M)
+        assert "export PATH=/opt/venv/bin:$PATH" in s["environment"]
     # %post installs Python packages only through the shared script: no pip line of its own.
-    calls = re.findall(
-        r"install-python-deps\.sh (\S+) /opt/text2sign \"\{\{ TORCH \}\}\"", s["post"]
-    )
-    assert len(calls) == 1 and "pip" not in s["post"], s["post"]
+    calls = re.findall(r"install-python-deps\.sh (\S+) /opt/text2sign \"\{\{ TORCH \}\}\"(.*)$",
+                       s["post"], re.M)  # fmt: skip
+    assert calls and len(calls) == 1 and "pip" not in s["post"], s["post"]
+    assert calls[0][1] == TORCH_BUILD[kind]  # cuda/cpu: the recipe checks the torch build
     assert (
         "containers/install-python-deps.sh /opt/text2sign/containers/install-python-deps.sh"
         in (s["files"])
@@ -102,6 +107,36 @@ def test_both_defs_install_through_the_one_recipe_with_the_same_pins(kind):
     assert "org.opencontainers.image.revision {{ COMMIT }}" in s["labels"]
     assert "python -m text2sign doctor" in s["test"]
     assert f"HF_HOME={C.HF_CACHE_TARGET}" in s["environment"]
+    assert "{{ BUILD_MOUNTS }}" in s["setup"]  # build-image.sh's pip sources and cache
+
+
+def test_the_cuda_image_keeps_a_compiler_for_triton_and_deepspeeds_cpu_op_and_prebuilds_none():
+    post = sections(DEFS["cuda"])["post"]
+    assert re.search(r"apt-get install .*\bgcc g\+\+ libc6-dev python3-dev\b", post)
+    assert "apt-get purge" not in post and "export DS_BUILD_OPS=0" in post
+
+
+def test_make_builds_the_cluster_image_from_the_registry_free_def():
+    make = (REPO / "Makefile").read_text()
+    assert re.search(
+        r"^container:.*\n\tbash containers/build-image.sh containers/text2sign.def ", make, re.M
+    )
+    assert "containers/text2sign-dockerhub.def" in make
+    full = (REPO / "text2sign" / "configs" / "profiles" / "full.yaml").read_text()
+    assert "image: containers/text2sign.sif" in full
+
+
+@pytest.mark.parametrize(("kind", "want"), [("cuda", "torch===2.13.0"), ("cpu", "torch==2.13.0"),
+                                            ("any", "torch==2.13.0")])  # fmt: skip
+def test_the_recipe_asks_pip_for_exactly_the_pins_version_for_a_cuda_image(kind, want):
+    # torch===X matches "X" (PyPI's CUDA wheel), never a local "X+cpu" wheel a pip folder offers.
+    text = RECIPE.read_text()
+    case = text[text.index("case $KIND in") : text.index("esac") + 4]
+    out = subprocess.run(["sh", "-c", f'TORCH="$1"; KIND="$2"; {case}; echo "$TORCH_REQ"', "sh",
+                          "torch==2.13.0", kind], capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == want
+    bad = subprocess.run(["sh", "-c", f"TORCH=x; KIND=gpu; {case}"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be any, cpu or cuda" in bad.stderr
 
 
 def test_the_recipe_takes_deepspeed_from_setup_cfg_and_installs_the_project():
@@ -111,10 +146,12 @@ def test_the_recipe_takes_deepspeed_from_setup_cfg_and_installs_the_project():
                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert out == f"deepspeed=={_pins()['deepspeed']}"
     assert (
-        '--no-build-isolation "$DEEPSPEED"' in text and '"$PY" -m pip install -q "$TORCH"' in text
+        '--no-cache-dir --no-build-isolation "$DEEPSPEED"' in text  # built for this image's torch
+        and '"$PY" -m pip install -q "$TORCH_REQ"' in text
     )
     assert '"$PY" -m pip install -q "$SRC"' in text  # the project: every setup.cfg pin
     assert "PIP_NO_CACHE_DIR=1" in text and "APPTAINER_LABELS" in text
+    assert "torch.version.cuda" in text  # the build of torch is checked after the install
 
 
 def test_exec_command_for_binds_and_gpus():
