@@ -4,7 +4,8 @@
 #   1. torch at the Makefile's pin (a no-op where the base image already has that version, as
 #      the Docker Hub PyTorch base does: 2.13.0+cu128 satisfies torch==2.13.0);
 #   2. DeepSpeed at setup.cfg's pin, without build isolation (its setup.py imports torch);
-#   3. the project from its source tree, with exactly setup.cfg's pins.
+#   3. the project from its source tree, with exactly setup.cfg's pins;
+#   4. the pose environment beside it (below).
 # Then it writes the installed versions into the image's labels (`apptainer inspect`).
 #
 #   install-python-deps.sh PYTHON SRC TORCH_REQUIREMENT [any|cpu|cuda]
@@ -65,6 +66,22 @@ EOF
 "$PY" -m pip install -q "$SRC"
 "$PY" -m pip check
 
+# 4. The pose environment, the trainer environment's sibling (PREFIX-pose: text2sign/pose/env.py
+#    looks there): MediaPipe Holistic through pose-format, pinned in text2sign/pose/requirements.txt
+#    (mediapipe 0.10.21 pins numpy<2 and protobuf<5, which the trainer cannot share).
+#    mediapipe's OpenCV loads libGL and GLib: Debian's libgl1 and libglib2.0-0 (a base image
+#    without apt-get must carry them; the last line below checks that the models load).
+gl_libs() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libgl1 libglib2.0-0 >/dev/null; }
+if command -v apt-get >/dev/null; then
+  gl_libs || { apt-get update -q >/dev/null && gl_libs; }
+fi
+POSE=$("$PY" -c 'import sys; print(sys.prefix)')-pose
+"$PY" -m venv "$POSE"
+"$POSE/bin/python" -m pip install -q --upgrade "pip>=23"
+"$POSE/bin/python" -m pip install -q -r "$SRC/text2sign/pose/requirements.txt"
+"$POSE/bin/python" -m pip check
+"$POSE/bin/python" -c "import mediapipe, pose_format.utils.holistic"  # the models load (libGL)
+
 # Labels: the pins asked for and the versions installed.
 if [ -n "${APPTAINER_LABELS:-}" ]; then
   "$PY" - "$TORCH" "$DEEPSPEED" >>"$APPTAINER_LABELS" <<'EOF'
@@ -79,5 +96,11 @@ for name in ("torch", "deepspeed", "transformers", "nvidia-ml-py", "text2sign"):
     print(f"org.text2sign.installed.{name} {version(name)}")
 print(f"org.text2sign.torch.cuda {torch.version.cuda or 'none'}")
 print(f"org.text2sign.python {sys.version.split()[0]}")
+EOF
+  "$POSE/bin/python" - >>"$APPTAINER_LABELS" <<'EOF'
+from importlib.metadata import version
+
+for name in ("mediapipe", "pose-format"):
+    print(f"org.text2sign.pose.{name} {version(name)}")
 EOF
 fi

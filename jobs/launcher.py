@@ -28,6 +28,7 @@
 The trainer process and its signals are a :class:`jobs.supervisor.Supervisor`, which the
 plain-sbatch entry point (``jobs/sbatch_job.py``) uses too: both paths end runs the same way.
 
+``KeypointsJob`` runs a task of the keypoints stage (real data, before training);
 ``CollectJob`` runs the collector (no GPU, no container).
 """
 
@@ -40,8 +41,16 @@ from typing import Any
 
 import submitit
 
-from jobs import ending
-from jobs.spec import JobContext, RunSpec, build_command, describe, finished, trainer_env
+from jobs import ending, keypoints_job
+from jobs.spec import (
+    JobContext,
+    KeypointsSpec,
+    RunSpec,
+    build_command,
+    describe,
+    finished,
+    trainer_env,
+)
 from jobs.supervisor import Supervisor
 from text2sign.errors import EXIT_REQUEUE
 from text2sign.run.rundir import RunDir
@@ -127,6 +136,17 @@ class TrainJob(submitit.helpers.Checkpointable):
             print(f"[launcher] requeued job {self._job_id}", flush=True)
             raise SystemExit(EXIT_REQUEUE)
         return None
+
+
+class KeypointsJob:
+    """A task of the keypoints stage as a job (:mod:`jobs.keypoints_job`): a non-zero exit fails
+    the job, and SLURM cancels the training arrays that wait for it (``afterok``)."""
+
+    def __call__(self, spec: KeypointsSpec) -> str:
+        rc = keypoints_job.run(spec)
+        if rc != 0:
+            raise RuntimeError(f"keypoints of {spec.label} failed (exit {rc}); see this job's log")
+        return spec.label
 
 
 class CollectJob:

@@ -46,6 +46,7 @@ from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "slurm" / "train.sbatch"
 COLLECT_SCRIPT = REPO / "slurm" / "collect.sbatch"
+KEYPOINTS_SCRIPT = REPO / "slurm" / "keypoints.sbatch"
 COLLECT_TIME_MIN = 30
 
 
@@ -96,6 +97,27 @@ def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = 
     return argv
 
 
+def keypoints_argv(p, *, output: str, tasks_file: Path) -> list[str]:
+    """``sbatch`` for the keypoints stage: one task per dataset decoding, before the runs."""
+    s = p.runs[0].slurm
+    argv = ["sbatch", "--parsable", f"--job-name=t2s-{p.name}-keypoints",
+            f"--array=0-{len(p.keypoints) - 1}", f"--time={s.time_min}", "--nodes=1", "--ntasks=1",
+            f"--cpus-per-task={s.cpus_per_task * s.ranks_per_node()}"]  # fmt: skip
+    argv += [f"--{k}={getattr(s, k)}" for k in ("partition", "account", "qos") if getattr(s, k)]
+    argv += ["--open-mode=append", f"--output={output}", f"--chdir={p.code_dir}", "--export=ALL",
+             str(p.code_dir / KEYPOINTS_SCRIPT.relative_to(REPO)), str(tasks_file)]  # fmt: skip
+    return argv
+
+
+def after_keypoints(argv: list[str], kp_ids: list[str]) -> list[str]:
+    """A training array's sbatch line waiting for the keypoints stage (afterok; a failure
+    cancels it instead of leaving it pending forever)."""
+    if not kp_ids:
+        return argv
+    extra = ["--dependency=afterok:" + ":".join(kp_ids), "--kill-on-invalid-dep=yes"]
+    return [*argv[:2], *extra, *argv[2:]]
+
+
 def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str], code: Path = REPO,
                  mail_user: str | None = None) -> list[str]:  # fmt: skip
     argv = ["sbatch", "--parsable", f"--job-name={name}", f"--time={COLLECT_TIME_MIN}",
@@ -132,22 +154,28 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
     from jobs import record, snapshot
     from jobs import study as S
     from jobs.sbatch_params import groups as split
-    from jobs.spec import write_tasks
+    from jobs.spec import write_keypoints_tasks, write_tasks
     from jobs.submit import run_list
     from text2sign.study import slurm_query
 
     study_dir = p.dir.resolve()
     max_array = slurm_query.max_array_size() if not dry_run else 1001
     groups = split(p.runs, max_array)
+    kp_out = f"{study_dir}/slurm-keypoints-%A_%a.out"
     if dry_run:
         print(run_list(p), end="")
+        kp = ["<KEYPOINTS_JOB_ID>"] if p.keypoints else []
+        if p.keypoints:
+            tasks = study_dir / ".sbatch" / "s0" / "keypoints.json"
+            print(shlex.join(keypoints_argv(p, output=kp_out, tasks_file=tasks)))
         for i, group in enumerate(groups):
             out = f"{study_dir}/.sbatch/s0/g{i}/%a/slurm-%A_%a.out"
             tasks = study_dir / ".sbatch" / "s0" / f"g{i}.json"
-            print(shlex.join(train_argv(group, name=f"t2s-{p.name}-{i}", output=out,
-                                        tasks_file=tasks, code=p.code_dir)))  # fmt: skip
+            print(shlex.join(after_keypoints(train_argv(group, name=f"t2s-{p.name}-{i}",
+                                                        output=out, tasks_file=tasks,
+                                                        code=p.code_dir), kp)))  # fmt: skip
         print(shlex.join(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
-                                      slurm=p.runs[0].slurm, after=["<ARRAY_JOB_IDS>"],
+                                      slurm=p.runs[0].slurm, after=[*kp, "<ARRAY_JOB_IDS>"],
                                       code=p.code_dir, mail_user=p.mail_user)))  # fmt: skip
         return {}
     with S.claimed(p):
@@ -158,7 +186,14 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
             n += 1
         sub = study_dir / ".sbatch" / f"s{n}"
         array_ids: list[str] = []
+        kp_ids: list[str] = []
         try:
+            if p.keypoints:  # real data: the keypoints stage first (jobs/keypoints.py)
+                sub.mkdir(parents=True, exist_ok=True)
+                write_keypoints_tasks(sub / "keypoints.json", p.keypoints)
+                kp_ids.append(sbatch(keypoints_argv(p, output=kp_out,
+                                                    tasks_file=sub / "keypoints.json")))  # fmt: skip
+                rec.update(keypoints_job_ids=[f"{kp_ids[0]}_{i}" for i in range(len(p.keypoints))])
             for i, group in enumerate(groups):
                 for a, r in enumerate(group):
                     _link(sub / f"g{i}" / str(a), r.spec.run_dir)
@@ -166,16 +201,17 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
                 write_tasks(tasks, [r.spec for r in group],
                             signal_lead_s=group[0].slurm.signal_delay_s, runtime_note=note)  # fmt: skip
                 out = f"{sub}/g{i}/%a/slurm-%A_%a.out"
-                array = sbatch(train_argv(group, name=f"t2s-{p.name}-{i}", output=out,
-                                          tasks_file=tasks, code=p.code_dir))  # fmt: skip
+                array = sbatch(after_keypoints(train_argv(group, name=f"t2s-{p.name}-{i}",
+                                                          output=out, tasks_file=tasks,
+                                                          code=p.code_dir), kp_ids))  # fmt: skip
                 array_ids.append(array)
                 for a, r in enumerate(group):
                     r.job_id = f"{array}_{a}"
             collector = sbatch(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
-                                            slurm=p.runs[0].slurm, after=array_ids,
+                                            slurm=p.runs[0].slurm, after=[*kp_ids, *array_ids],
                                             code=p.code_dir, mail_user=p.mail_user))  # fmt: skip
         except BaseException:
-            if not array_ids:
+            if not array_ids and not kp_ids:
                 shutil.rmtree(sub, ignore_errors=True)
                 raise
             p.runs = [r for r in p.runs if r.job_id]  # study.json: what did reach SLURM

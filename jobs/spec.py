@@ -12,6 +12,7 @@ on) adds its fields here and its planning at submit time.
   started (an argv list: nothing goes through a shell);
 * :class:`JobContext`: where a trainer ran, for the ending;
 * :class:`PlannedRun` / :class:`StudyPlan`: what a submission is about to submit;
+* :class:`KeypointsSpec` / :func:`keypoints_argv`: a task of the keypoints stage (real data);
 * the tasks file of a plain-sbatch array (:func:`write_tasks`, :func:`read_task`).
 """
 
@@ -108,6 +109,39 @@ def describe(argv: list[str]) -> str:
 
 
 @dataclass(frozen=True)
+class KeypointsSpec:
+    """One task of a study's keypoints stage: every clip of a dataset, at one decoding, through
+    the pose estimator (``python -m text2sign data keypoints``), before any run trains on it."""
+
+    study: str
+    root: str  # data.root, as the runs' configs name it
+    profile: str
+    variant: str
+    overrides: tuple[str, ...]  # the first such run's --set values: the same data.* decoding
+    label: str  # "ROOT at 16 x 128 px, uniform": what study.json and the logs say
+    config_file: str | None = None
+    container: ContainerSpec = field(default_factory=ContainerSpec)
+    python: str = sys.executable
+    workdir: str = field(default_factory=os.getcwd)
+    code: str | None = None  # the study's code snapshot
+
+
+def keypoints_argv(spec: KeypointsSpec) -> list[str]:
+    """``python -m text2sign data keypoints ROOT ...`` (in the image when the runs use one)."""
+    if spec.container.runtime == "apptainer":
+        python = ["python"]
+    else:
+        python = [spec.python, "-P"] if spec.code else [spec.python]
+    argv = [*python, "-m", "text2sign", "data", "keypoints", spec.root, "--profile", spec.profile,
+            "--variant", spec.variant]  # fmt: skip
+    if spec.config_file:
+        argv += ["--config", spec.config_file]
+    for item in spec.overrides:
+        argv += ["--set", item]
+    return container_argv(spec.container, argv)
+
+
+@dataclass(frozen=True)
 class JobContext:
     """Where the trainer ran: SLURM job id (None for local jobs), node, log file, stderr tail;
     ``failed``: (task, node, what) of another task whose trainer died first, when one did."""
@@ -148,6 +182,7 @@ class StudyPlan:
     mail_user: str | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     submission: int = 0  # 0 for a new study, then one more per --resume-study
+    keypoints: list[KeypointsSpec] = field(default_factory=list)  # the stage before training
 
     @property
     def code_dir(self) -> Path:
@@ -169,6 +204,21 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
         c["binds"] = tuple(c["binds"])
     fields = {**d, "container": ContainerSpec(**c), "overrides": tuple(d.get("overrides", ()))}
     return RunSpec(**fields)
+
+
+def keypoints_from_dict(d: dict[str, Any]) -> KeypointsSpec:
+    c = dict(d.get("container") or {})
+    if "binds" in c:
+        c["binds"] = tuple(c["binds"])
+    return KeypointsSpec(**{**d, "container": ContainerSpec(**c),
+                            "overrides": tuple(d.get("overrides", ()))})  # fmt: skip
+
+
+def write_keypoints_tasks(path: Path, specs: list[KeypointsSpec]) -> None:
+    from text2sign import atomic
+
+    atomic.write_json(path, {"version": TASKS_VERSION,
+                             "tasks": [dataclasses.asdict(s) for s in specs]})  # fmt: skip
 
 
 def write_tasks(path: Path, specs: list[RunSpec], *, signal_lead_s: int, runtime_note: str):

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs import container as C
-from jobs import snapshot, studyfile, sweep
+from jobs import keypoints, snapshot, studyfile, sweep
 from jobs.container import ContainerSpec
 from jobs.inputs import check_inputs
 from jobs.sbatch_params import check_mail
-from jobs.spec import REPO, PlannedRun, RunSpec, StudyPlan
+from jobs.spec import REPO, KeypointsSpec, PlannedRun, RunSpec, StudyPlan
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import ConfigError, UsageError
 from text2sign.run.rundir import RunDir, checkpoint_meta
@@ -148,6 +148,7 @@ def plan(
     code = snapshot.describe(REPO, study_dir)
 
     runs: list[PlannedRun] = []
+    stage: dict[tuple, KeypointsSpec | None] = {}  # decoding → its keypoints task (or none)
     all_points: list[str] = []
     inputs_checked: set[tuple[str, str]] = set()
     checked: dict[str, str] = {}  # image -> sha256
@@ -195,11 +196,19 @@ def plan(
                 )  # fmt: skip
                 runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values),
                                        last_state=last))  # fmt: skip
+                if keypoints.decoding(cfg) not in stage:
+                    stage[keypoints.decoding(cfg)] = keypoints.stage_task(
+                        cfg, study=name, profile=profile, variant=variant,
+                        overrides=spec.overrides, config_file=spec.config_file,
+                        container=container, code=code.snapshot, workdir=REPO,
+                        input_check=input_check,
+                    )  # fmt: skip
     ref = sweep.reference(all_points, reference)
     mode = ("zip" if zipped else "grid") if axes else None
     return StudyPlan(name, study_dir, chosen, profile, runs, _container_record(runs), resume,
                      code=code, reference=ref, sweep={"mode": mode, "keys": [a.key for a in axes]},
-                     mail_user=mail_user, submission=submission)  # fmt: skip
+                     mail_user=mail_user, submission=submission,
+                     keypoints=[k for k in stage.values() if k is not None])  # fmt: skip
 
 
 def _last_state(run: RunDir, evaluate: bool) -> str:

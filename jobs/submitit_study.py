@@ -24,8 +24,8 @@ import os
 from typing import Any
 
 from jobs import record, snapshot
-from jobs.launcher import CollectJob, TrainJob
-from jobs.sbatch_params import groups, job_environment, slurm_parameters
+from jobs.launcher import CollectJob, KeypointsJob, TrainJob
+from jobs.sbatch_params import groups, job_environment, keypoints_dependency, slurm_parameters
 from jobs.spec import REPO, StudyPlan
 from jobs.study import claimed
 from text2sign.errors import UsageError
@@ -58,13 +58,24 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
     os.environ.clear()
     os.environ.update(job_environment(environ))  # what sbatch --export=ALL passes into the jobs
     array_ids: list[str] = []
+    kp_ids: list[str] = []
     chatter = io.StringIO()  # submitit prints sbatch's stderr itself: the error says it once
     try:
         with contextlib.redirect_stderr(chatter):
+            if p.keypoints:  # real data: the keypoints stage first (jobs/keypoints.py)
+                ex = _executor(p)
+                native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-keypoints",
+                                          code=p.code_dir, keypoints=True)  # fmt: skip
+                ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
+                with ex.batch():
+                    kjobs = [ex.submit(KeypointsJob(), k) for k in p.keypoints]
+                kp_ids.append(kjobs[0].job_id.split("_")[0])  # what the runs wait for
+                rec.update(keypoints_job_ids=[j.job_id for j in kjobs])  # one per task
             for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
                 ex = _executor(p)
                 native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}",
                                           code=p.code_dir)  # fmt: skip
+                native["additional_parameters"].update(keypoints_dependency(kp_ids))
                 ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
                 with ex.batch():
                     jobs = [ex.submit(TrainJob(), r.spec) for r in group]
@@ -74,12 +85,14 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
             ex = _executor(p)
             native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect",
                                       collector=True, code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
-            native["additional_parameters"]["dependency"] = "afterany:" + ":".join(array_ids)
+            native["additional_parameters"]["dependency"] = "afterany:" + ":".join(
+                [*kp_ids, *array_ids]
+            )
             ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
             collector = ex.submit(CollectJob(), str(p.dir.resolve())).job_id
     except Exception as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-        if not array_ids:
+        if not array_ids and not kp_ids:
             raise UsageError(f"sbatch refused the job: {why}") from None
         p.runs = [r for r in p.runs if r.job_id]  # study.json: what did reach SLURM
         rec.update(array_job_ids=array_ids, collector_job_id=None)
@@ -106,6 +119,14 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
     ex.update_parameters(timeout_min=p.runs[0].slurm.time_min, tasks_per_node=1, nodes=1)
     pending = list(p.runs)
     record.write_runs(p, rec)
+    failed = _local_keypoints(p, ex)
+    if failed:  # no run starts: each says why, the collector reports them
+        rec["keypoints_failed"] = failed
+        for r in pending:
+            run = RunDir(r.spec.run_dir)
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_status("FAILED", reason=f"not started: {failed}", cause="dependency")
+        pending = []
     while pending:
         wave, pending = pending[:parallel], pending[parallel:]
         jobs = [ex.submit(TrainJob(), r.spec) for r in wave]
@@ -121,3 +142,15 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
     rec["failed_runs"] = [f"{r.spec.name}/seed{r.spec.seed}" for r in p.runs
                           if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
     return rec
+
+
+def _local_keypoints(p: StudyPlan, ex) -> str:
+    """The keypoints stage as local jobs, before any run: "" when it succeeded, else what failed."""
+    for spec in p.keypoints:
+        job = ex.submit(KeypointsJob(), spec)
+        try:
+            job.result()
+        except Exception:
+            return (f"the keypoints of {spec.label} failed (local job {job.job_id}; log: "
+                    f"{job.paths.stderr})")  # fmt: skip
+    return ""

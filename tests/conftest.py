@@ -71,3 +71,35 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
 
     with open(run_dir / "training_metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def person_manifest(tmp_path_factory) -> Path:
+    """Real-person clips (skimage's astronaut under 8 camera motions, 2 signers) as H.264 .mp4
+    files and a CSV manifest over them: a dataset without exact keypoints."""
+    from text2sign.data import person
+    from text2sign.data.writers import write_video
+
+    root = tmp_path_factory.mktemp("person_mp4")
+    rows = ["video,caption,signer"]
+    for k, offset in enumerate(((-8.0, 0.0), (8.0, 6.0))):
+        for motion in person.MOTIONS:
+            name = f"s{k}_{motion.replace(' ', '_')}"
+            write_video(root / "clips" / name, person.clip(motion, 8, 64, offset), "mp4")
+            rows.append(f"clips/{name}.mp4,{motion},s{k}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="session")
+def pose():
+    """The pose environment (``make pose-venv``): tests that need it skip with the reason, or
+    fail under ``T2S_REQUIRE_POSE=1`` (CI), like every other component."""
+    from text2sign.pose import env as pose_env
+
+    found = pose_env.find()
+    if not found.ok:
+        if os.environ.get("T2S_REQUIRE_POSE") == "1":
+            pytest.fail(f"T2S_REQUIRE_POSE=1 but {found.reason}")
+        pytest.skip(f"{found.reason}; set T2S_REQUIRE_POSE=1 to make this a failure")
+    return found

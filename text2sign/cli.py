@@ -246,7 +246,12 @@ def _cmd_keypoints(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"data keypoints: --workers must be >= 1, got {args.workers}")
     workers = args.workers or threads.allocation()[0]
-    done, out, asked = dataset_keypoints(cfg, pose_env.find(), workers=workers, split=args.split)
+    found = dataset_keypoints(cfg, pose_env.find(), workers=workers, split=args.split)
+    if found is None:
+        print(f"keypoints: {args.root} carries exact keypoints (<clip>.keypoints.json: the "
+              "synthetic set): nothing to estimate")  # fmt: skip
+        return EXIT_OK
+    done, out, asked = found
     print(summary(done, out, asked))
     return EXIT_FAILURE if done.failed else EXIT_OK
 

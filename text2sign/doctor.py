@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from text2sign.pose import env as pose_env
 from text2sign.run.metadata import container_info, git_info, versions
 
 
@@ -62,6 +63,9 @@ def report() -> str:
     from text2sign.config import load_config
 
     cfg = load_config()
+    pose = pose_env.find()
+    lines.append(f"  {'pose env':14s} " + (f"{pose.python} ({pose.versions})" if pose.ok
+                                            else f"none ({pose.reason})"))  # fmt: skip
     lines.append(f"  {'data root':14s} {_readable(cfg.data.root)}")
     hf = os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface")
     lines.append(

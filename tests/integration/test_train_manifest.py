@@ -44,7 +44,9 @@ def test_tiny_training_on_an_mp4_manifest(mp4_manifest, tmp_path):
     assert [int(r["step"]) for r in read_metrics(run_dir)] == list(range(1, 7))
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "COMPLETED" and status["step"] == 6
-    assert (run_dir / "evaluation_metrics.json").is_file()
+    result = json.loads((run_dir / "evaluation_metrics.json").read_text())
+    # the synthetic set's exact keypoints, found beside each mp4 (<clip>.keypoints.json)
+    assert result["keypoints_source"] == "exact" and result["metrics"]["dtw_mje"]["value"] >= 0
     # The decoded cache beside the manifest: every clip an mp4, sampled uniformly over 12 frames.
     folder = mp4_manifest.parent / ".t2s_cache"
     (cache,) = [p for p in folder.iterdir() if (p / "index.json").is_file()]  # one decoding

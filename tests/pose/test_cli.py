@@ -40,3 +40,12 @@ def test_without_a_pose_environment_it_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "no pose environment" in lines[0] and "make pose-venv" in lines[0]
+
+
+def test_a_dataset_with_exact_keypoints_needs_no_estimation(tmp_path):
+    from text2sign.data.synth import generate
+
+    generate(tmp_path / "s", 6, frames=4, size=16)
+    env = {**train_env(), "T2S_POSE_PYTHON": str(tmp_path / "nowhere" / "python")}
+    out = keypoints(tmp_path / "s", env=env)  # no pose environment needed either
+    assert out.returncode == 0 and "carries exact keypoints" in out.stdout

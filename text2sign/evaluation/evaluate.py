@@ -33,6 +33,7 @@ import torch
 from text2sign import atomic
 from text2sign.config import Config
 from text2sign.data import open_dataset
+from text2sign.data.samples import keypoints_path
 from text2sign.evaluation import audit as audit_mod
 from text2sign.evaluation import pose_scoring
 from text2sign.evaluation.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
@@ -64,14 +65,15 @@ def default_device() -> torch.device:
     return distributed.pick_device(int(os.environ.get("LOCAL_RANK", "0")), visible)
 
 
-def _reference_keypoints(root: Path, name: str, frames: int) -> np.ndarray | None:
-    path = root / f"{name}.keypoints.json"
+def _reference_keypoints(cache: Any, j: int) -> np.ndarray | None:
+    """The exact keypoints of cached clip ``j`` (the synthetic set's ``<source>.keypoints.json``,
+    :func:`text2sign.data.samples.keypoints_path`), at the frames the clip was made of."""
+    path = keypoints_path(cache.sources[j])
     if not path.exists():
         return None
     xy = np.asarray(json.loads(path.read_text())["xy"], dtype=np.float64)  # (T0, K, 2)
-    if len(xy) >= frames:
-        return xy[:frames]
-    return np.concatenate([xy, np.repeat(xy[-1:], frames - len(xy), axis=0)])  # like the loader
+    start = int(cache.records[j].get("start_frame") or 0)  # a cut in frames shifts them
+    return xy[np.minimum(start + cache.source_frames(j), len(xy) - 1)]
 
 
 def evaluate(
@@ -99,8 +101,7 @@ def evaluate(
     items = [val[i] for i in range(n)]
     captions = [it["caption"] for it in items]
     noise = initial_noise(cfg, n, ev.seed)  # (N, T, C, H, W): clip i's noise on every rank
-    root = Path(cfg.data.root)
-    ref_kps = [_reference_keypoints(root, it["name"], cfg.data.num_frames) for it in items]
+    ref_kps = [_reference_keypoints(val.cache, val.indices[i]) for i in range(n)]
 
     exact = all(k is not None for k in ref_kps)  # the synthetic set: exact keypoints
     passes, perm = audit_mod.conditions(captions, ev.seed)  # real data: estimated keypoints

@@ -25,13 +25,24 @@ def keypoints_dir(videos_npy: Path) -> Path:
     return Path(videos_npy).parent.parent / "keypoints"
 
 
+def exact(cfg: Config) -> bool:
+    """The dataset carries exact keypoints (the synthetic set): nothing to estimate."""
+    from text2sign.data.samples import keypoints_path
+    from text2sign.data.sources import first_valid_sample
+
+    return keypoints_path(first_valid_sample(cfg.data.root).source).is_file()
+
+
 def dataset_keypoints(
     cfg: Config, env: PoseEnv, *, workers: int, split: str = "all"
-) -> tuple[Extraction, Path, int]:
+) -> tuple[Extraction, Path, int] | None:
     """Estimate the clips of ``cfg.data`` (``split``: all | train | val) that lack keypoints.
 
-    Returns what was done, the keypoints folder and the number of clips asked for.
+    Returns what was done, the keypoints folder and the number of clips asked for; None for a
+    dataset with exact keypoints (evaluation uses those).
     """
+    if exact(cfg):
+        return None
     if not env.ok:
         raise UsageError(f"data keypoints: {env.reason}")
     d = cfg.data

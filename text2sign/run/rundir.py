@@ -26,7 +26,17 @@ STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "PREEMPTED", "CANCELLED",
 #: States in which a run has ended for good (PREEMPTED and PENDING come back as RUNNING).
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
 #: Why a run ended, as recorded in status.json's ``cause`` (the job layer retries only "crash").
-CAUSES = ("", "usage", "nonfinite", "crash", "signal", "cancel", "timeout", "requeue")
+CAUSES = (
+    "",
+    "usage",
+    "nonfinite",
+    "crash",
+    "signal",
+    "cancel",
+    "timeout",
+    "requeue",
+    "dependency",
+)  # dependency: never started, a job it waited for failed (keypoints)
 #: Files that the job layer may write into a run dir before the trainer has claimed it.
 #: Written by the launcher of a task other than 0 whose trainer died (jobs/ending.py).
 TASK_FAILURE = ".task-failure.json"

@@ -45,14 +45,32 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
         return 0
     if jobs is None:
         jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in open_runs]))
+    blocked = _keypoints_failure(study, plan)
     settled = 0
     for r in open_runs:
         job = jobs.get(str(r.get("job_id")))
         if not job or job["state"] not in slurm_query.ENDED:
             continue
-        if _write(RunDir(study / r["run_dir"]), r.get("config_hash", ""), job):
+        if _write(RunDir(study / r["run_dir"]), r.get("config_hash", ""), job, blocked):
             settled += 1
     return settled
+
+
+def _keypoints_failure(study: Path, plan: dict[str, Any]) -> str:
+    """Why the runs never started, when the study's keypoints stage failed ("" when it did not):
+    SLURM cancels the training arrays that wait for it (``afterok``, ``--kill-on-invalid-dep``)."""
+    ids = [str(j) for j in plan.get("keypoints_job_ids") or []]
+    records = slurm_query.summarize(slurm_query.job_records(ids)) if ids else {}
+    bad = sorted((j, rec["state"]) for j, rec in records.items()
+                 if rec["state"] in slurm_query.ENDED and rec["state"] != "COMPLETED")  # fmt: skip
+    if not bad:
+        return ""
+    job, state = bad[0]
+    logs = study / "submitit" if (study / "submitit").is_dir() else study
+    return (
+        f"not started: the keypoints job {job} ended {state} (DTW-MJE needs the references' "
+        f"keypoints; its log is in {logs}), so SLURM cancelled the training job"
+    )
 
 
 def _inside(study: Path, run: dict[str, Any]) -> bool:
@@ -67,7 +85,7 @@ def _inside(study: Path, run: dict[str, Any]) -> bool:
     return ok
 
 
-def _write(run: RunDir, config_hash: str, job: dict[str, Any]) -> bool:
+def _write(run: RunDir, config_hash: str, job: dict[str, Any], blocked: str = "") -> bool:
     if run.config_hash.exists() and run.config_hash.read_text().strip() != config_hash:
         return False
     lock = RunLock(run.path)
@@ -82,6 +100,10 @@ def _write(run: RunDir, config_hash: str, job: dict[str, Any]) -> bool:
         seen = status.get("state", "no status")
         reason = (f"job {job['state']} in SLURM{where} (sacct) while the run was {seen} at step "
                   f"{status.get('step', 0)}; the run could not write its own ending")  # fmt: skip
+        if blocked and job["state"] == "CANCELLED" and not status:  # never started
+            run.write_status("FAILED", reason=blocked, cause="dependency")
+            log.warning("%s: %s", run.path, blocked)
+            return True
         run.write_status(state, reason=reason, cause="cancel" if state == "CANCELLED" else "crash")
         log.warning("%s: %s", run.path, reason)
         return True

@@ -73,3 +73,19 @@ def test_a_model_with_the_caption_path_cut_shows_no_gap(val_clips):
     assert metrics["audit_gap"].is_na or metrics["audit_gap"].value == pytest.approx(0.0, abs=1e-9)
     assert metrics["audit_p"].is_na and "all differences are zero" in metrics["audit_p"].reason
     assert detail["per_video"]["correct"] == detail["per_video"]["shuffled"]
+
+
+def test_exact_keypoints_follow_the_frames_the_cache_took(tmp_path):
+    """A uniformly sampled clip is scored against the keypoints of the frames it was made of."""
+    from text2sign.evaluation.evaluate import _reference_keypoints
+
+    generate(tmp_path, 6, frames=12, size=16, fmt="mp4")
+    train, _ = open_dataset(tmp_path / "manifest.csv", num_frames=4, size=16, val_fraction=0.0,
+                            frame_sampling="uniform")  # fmt: skip
+    j = 0
+    xy = np.asarray(
+        json.loads((tmp_path / f"{train.cache.names[j]}.keypoints.json").read_text())["xy"]
+    )
+    got = _reference_keypoints(train.cache, j)
+    assert got.shape == (4, *xy.shape[1:])
+    assert np.array_equal(got, xy[[1, 4, 7, 10]])  # (i + 0.5) * 12 / 4

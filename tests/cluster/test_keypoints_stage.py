@@ -1,0 +1,44 @@
+"""A keypoints stage that fails is visible: its job FAILED in sacct, the training job cancelled
+by SLURM before it started (afterok + kill-on-invalid-dep), and each run FAILED with the
+keypoints job named in status.json, the table and the report (host runtime, real cluster)."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pandas as pd
+import pytest
+
+from tests.cluster.conftest import job_env, sacct, slurm, submit, wait_for  # noqa: F401
+
+
+def broken_pose_python(tmp_path, pose):
+    """A pose environment that answers the probe but whose worker dies, as a broken install
+    on a compute node would."""
+    wrapper = tmp_path / "pose-python"
+    wrapper.write_text(f'#!/bin/sh\ncase "$1" in -c) exec {pose.python} "$@";; esac\n'
+                       'echo "pose worker: injected failure" >&2\nexit 3\n')  # fmt: skip
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return wrapper
+
+
+@pytest.mark.timeout(900)
+def test_a_failed_keypoints_stage_fails_the_study_visibly(slurm, pose, tmp_path, person_manifest):  # noqa: F811
+    from text2sign.pose import env as pose_env
+
+    env = {**job_env(), pose_env.ENV_VAR: str(broken_pose_python(tmp_path, pose))}
+    rec = submit(tmp_path, "kpfail", person_manifest, "--variants", "baseline", "--seeds", "0",
+                 "--set", "data.image_size=32", env=env)  # fmt: skip
+    (kp_job,) = rec["keypoints_job_ids"]
+    run = rec["runs"][0]
+    assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
+    assert sacct(kp_job)["state"] == "FAILED"
+    train = sacct(run["job_id"]) or sacct(run["job_id"].split("_")[0])
+    assert train["state"] == "CANCELLED" and train["start"] in ("Unknown", "None"), train
+    status = json.loads((tmp_path / "kpfail" / run["run_dir"] / "status.json").read_text())
+    assert status["state"] == "FAILED" and status["cause"] == "dependency", status
+    assert status["reason"].startswith(f"not started: the keypoints job {kp_job} ended FAILED")
+    df = pd.read_csv(tmp_path / "kpfail" / "comparison_table.csv")
+    assert f"keypoints job {kp_job} ended FAILED" in df.not_completed[0]
+    assert f"keypoints job {kp_job}" in (tmp_path / "kpfail" / "report.md").read_text()
