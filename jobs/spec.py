@@ -78,13 +78,17 @@ def finished(spec: RunSpec) -> bool:
     return run.completed and (not spec.evaluate or run.evaluated)
 
 
+def _python(spec: RunSpec | KeypointsSpec) -> list[str]:
+    """The interpreter of a job's child: the image's, or the project's without the cwd on the path."""
+    if spec.container.runtime == "apptainer":
+        return ["python"]  # the image's package (its own PYTHONPATH rules: jobs/container.py)
+    # -P (Python ≥ 3.11, the floor): not the cwd's checkout; the snapshot comes first
+    return [spec.python, "-P"] if spec.code else [spec.python]
+
+
 def trainer_argv(spec: RunSpec) -> list[str]:
     """``python -m text2sign train ...`` for this run (a list: nothing goes through a shell)."""
-    if spec.container.runtime == "apptainer":
-        python = ["python"]  # the image's package (its own PYTHONPATH rules: jobs/container.py)
-    else:  # -P (Python ≥ 3.11, the floor): not the cwd's checkout; the snapshot comes first
-        python = [spec.python, "-P"] if spec.code else [spec.python]
-    argv = [*python, "-m", "text2sign", "train", "--profile", spec.profile,
+    argv = [*_python(spec), "-m", "text2sign", "train", "--profile", spec.profile,
             "--variant", spec.variant, "--run-dir", spec.run_dir]  # fmt: skip
     if spec.config_file:
         argv += ["--config", spec.config_file]
@@ -128,11 +132,7 @@ class KeypointsSpec:
 
 def keypoints_argv(spec: KeypointsSpec) -> list[str]:
     """``python -m text2sign data keypoints ROOT ...`` (in the image when the runs use one)."""
-    if spec.container.runtime == "apptainer":
-        python = ["python"]
-    else:
-        python = [spec.python, "-P"] if spec.code else [spec.python]
-    argv = [*python, "-m", "text2sign", "data", "keypoints", spec.root, "--profile", spec.profile,
+    argv = [*_python(spec), "-m", "text2sign", "data", "keypoints", spec.root, "--profile", spec.profile,
             "--variant", spec.variant]  # fmt: skip
     if spec.config_file:
         argv += ["--config", spec.config_file]

@@ -30,6 +30,7 @@ def test_apptainer_test_runs_doctor_inside_the_image(image):
     assert "text2sign doctor" in out and re.search(r"torch\s+2\.13\.0", out), out
     assert re.search(rf"container\s+{re.escape(str(image))} \(built from [0-9a-f]{{40}}", out), out
     assert "DS accelerator cpu" in out and "HF_HUB_OFFLINE=1" in out and "/hf_cache" in out
+    assert re.search(r"pose env\s+/opt/venv-pose/bin/python \(mediapipe 0\.10\.21", out), out
 
 
 def test_deepspeeds_cpu_comm_op_is_built_into_the_image(image):
@@ -50,6 +51,10 @@ def test_labels_carry_the_commit_and_the_pins(image):
     assert labels["org.text2sign.installed.torch"].startswith(_make_torch().split("==")[1])
     assert labels["org.text2sign.installed.deepspeed"] == _pins()["deepspeed"]
     assert labels["org.text2sign.installed.transformers"] == _pins()["transformers"]
+    # the pose environment beside the trainer's, at text2sign/pose/requirements.txt's pins
+    pose_pins = (REPO / "text2sign" / "pose" / "requirements.txt").read_text()
+    assert f"mediapipe=={labels['org.text2sign.pose.mediapipe']}" in pose_pins
+    assert f"pose_format=={labels['org.text2sign.pose.pose-format']}" in pose_pins
 
 
 def test_the_image_imports_its_own_package_not_the_host_checkout(image):
