@@ -77,7 +77,7 @@ demo: $(STAMP) $(DATA)/.complete  ## run the whole study (tiny profile, 3 varian
 test: $(STAMP) $(POSE_STAMP)  ## lint + the whole test suite
 	$(VENV)/bin/ruff check text2sign tests jobs bench
 	$(VENV)/bin/ruff format --check text2sign tests jobs bench
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -rs --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} tests/run-suite.sh $(PY) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check text2sign tests jobs bench
