@@ -51,14 +51,16 @@ def submit(results: Path, study: str, data: Path, *args: str, env: dict | None =
     return record
 
 
-def sacct(job: str) -> dict[str, str]:
-    """The latest accounting record of one job (array task ids like ``12_0`` included)."""
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,Start,End", "-j", job],
+def sacct(job: str, fields: tuple[str, ...] = ("Start", "End")) -> dict[str, str]:
+    """The latest accounting record of one job (array task ids like ``12_0`` included): ``job``,
+    ``state`` and the named sacct fields, keyed in lower case."""
+    columns = ",".join(["JobID", "State", *fields])
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", columns, "-j", job],
                          capture_output=True, text=True).stdout  # fmt: skip
     rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job]
     if not rows:
         return {}
-    rec = dict(zip(["job", "state", "start", "end"], rows[-1], strict=True))
+    rec = dict(zip(["job", "state", *(f.lower() for f in fields)], rows[-1], strict=True))
     rec["state"] = rec["state"].split()[0]  # "CANCELLED by 0" → "CANCELLED"
     return rec
 
