@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# `make test`'s pytest: the whole suite as two pytest processes at once.
-#   1. tests/cluster and tests/container, in order (their modules submit their studies together
-#      and then mostly wait on SLURM: requeue delays, dependencies, job start-up);
-#   2. everything else, which keeps the CPUs busy meanwhile.
-# Each has its own temporary folder; the first one's log is printed when both are done, and the
-# suite fails if either fails. Paths among the arguments (a subset of the tests), or
+# `make test`'s pytest: the whole suite as three pytest processes at once.
+#   1. tests/cluster, in order (its modules submit their studies together and then mostly wait
+#      on SLURM: requeue delays, dependencies, job start-up);
+#   2. tests/container, in order (the same, inside the image);
+#   3. everything else, which keeps the CPUs busy meanwhile.
+# Each has its own temporary folder; the background ones' logs are printed when all are done,
+# and the suite fails if any fails. Paths among the arguments (a subset of the tests), or
 # T2S_TEST_SERIAL=1, run one plain pytest instead.
 # Usage: tests/run-suite.sh PYTHON [pytest arguments...]
 set -uo pipefail
 py=$1
 shift
 flags=(-q -rs --durations=15 "$@")
-slurm_tests=(tests/cluster tests/container)
+background=(cluster container)
 
 serial=${T2S_TEST_SERIAL:-0}
 for arg in "$@"; do [[ $arg == -* ]] || serial=1; done
@@ -20,18 +21,28 @@ if [[ $serial == 1 ]]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t2s-tests.XXXXXX")
-echo "tests: ${slurm_tests[*]} in the background (log: $tmp/slurm.log), the rest here"
-"$py" -m pytest "${flags[@]}" --basetemp="$tmp/slurm" "${slurm_tests[@]}" >"$tmp/slurm.log" 2>&1 &
-slurm_pid=$!
-"$py" -m pytest "${flags[@]}" --basetemp="$tmp/rest" "${slurm_tests[@]/#/--ignore=}"
-rest_rc=$?
-wait "$slurm_pid"
-slurm_rc=$?
-echo
-echo "==================== ${slurm_tests[*]} (exit $slurm_rc) ===================="
-cat "$tmp/slurm.log"
-echo "tests: the rest exited $rest_rc, ${slurm_tests[*]} exited $slurm_rc"
-if ((rest_rc == 0 && slurm_rc == 0)); then
+declare -A pids
+ignore=()
+for group in "${background[@]}"; do
+  "$py" -m pytest "${flags[@]}" --basetemp="$tmp/$group" "tests/$group" >"$tmp/$group.log" 2>&1 &
+  pids[$group]=$!
+  ignore+=("--ignore=tests/$group")
+done
+echo "tests: ${background[*]/#/tests/} in the background (logs: $tmp/*.log), the rest here"
+"$py" -m pytest "${flags[@]}" --basetemp="$tmp/rest" "${ignore[@]}"
+rc=$?
+summary="the rest exited $rc"
+for group in "${background[@]}"; do
+  wait "${pids[$group]}"
+  group_rc=$?
+  echo
+  echo "==================== tests/$group (exit $group_rc) ===================="
+  cat "$tmp/$group.log"
+  summary+=", tests/$group exited $group_rc"
+  ((group_rc == 0)) || rc=1
+done
+echo "tests: $summary"
+if ((rc == 0)); then
   rm -rf "$tmp"
   exit 0
 fi
