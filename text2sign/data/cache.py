@@ -36,7 +36,7 @@ from text2sign.errors import DataError
 
 log = logging.getLogger("text2sign")
 
-CACHE_VERSION = 2  # bump when the decoding changes, so old caches are not reused
+CACHE_VERSION = 3  # bump when the decoding changes, so old caches are not reused
 DEFAULT_CACHE_SUBDIR = ".t2s_cache"
 _VIDEOS_FILE = "videos.npy"
 _INDEX_FILE = "index.json"
@@ -70,7 +70,8 @@ def describe(samples: list[Sample], base: Path | None) -> list[dict]:
     """Per sample, sorted by name: the index record (and what invalidates the cache)."""
     records = []
     for s in sorted(samples, key=lambda s: s.name):
-        record = {"name": s.name, "caption": s.caption, "signer": s.signer, "kind": s.kind}
+        record = {"name": s.name, "caption": s.caption, "signer": s.signer,
+                  "recording": s.cluster, "kind": s.kind}  # fmt: skip
         record["source"] = _relative(s.source, base)
         records.append({**record, **s.cut, **_fingerprint(s)})
     return records
@@ -152,7 +153,7 @@ def _build_lock(path: Path):
 class DecodedCache:
     """Clips decoded once: ``videos`` is a read-only uint8 memmap (N, T, H, W, 3).
 
-    Per sample (same order): ``names``, ``captions``, ``signers``, ``sources`` (absolute
+    Per sample (same order): ``names``, ``captions``, ``signers``, ``recordings``, ``sources`` (absolute
     paths of the file or frame folder) and ``records`` (the full index entries: kind, cut,
     ``frames`` in the cut). ``skipped`` lists the sources that failed to decode.
     """
@@ -168,6 +169,7 @@ class DecodedCache:
         self.names: list[str] = [r["name"] for r in self.records]
         self.captions: list[str] = [r["caption"] for r in self.records]
         self.signers: list[str] = [r["signer"] for r in self.records]
+        self.recordings: list[str] = [r.get("recording", r["signer"]) for r in self.records]
         self.sources: list[Path] = [self.root / r["source"] for r in self.records]  # absolute
         self.skipped: list[Bad] = [Bad(s["label"], s["reason"]) for s in index["skipped"]]
         self._videos: np.ndarray | None = None

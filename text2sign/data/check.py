@@ -61,6 +61,8 @@ def check_report(root: str | os.PathLike, *, strict: bool = False) -> str:
         f"dataset: {listing.root}",
         f"samples: {len(good)} ({_counts(Counter(s.kind for s in good), 4)}; {cut} cut)",
         f"signers: {len(signers)} ({_counts(signers, _MAX_SIGNERS_LISTED)})",
+        f"recordings: {len(set(s.cluster for s in good))} (clips of one recording are one "
+        "cluster in evaluation's statistics)",
         f"captions: {len(good)} ({len(set(s.caption for s in good))} unique)",
         f"caption length (words): {_min_median_max([len(s.caption.split()) for s in good])}",
         f"caption length (chars): {_min_median_max([len(s.caption) for s in good])}",

@@ -7,11 +7,13 @@
   ``SENTENCE``; name = ``SENTENCE_NAME``; signer = ``VIDEO_ID``: the CSV does not name the
   participant, and all sentences of one source video were signed by one person, so grouping by
   video keeps a recording out of both splits (it does not stop one person from being on both
-  sides: edit the manifest's ``signer`` column where participant ids are known).
+  sides: edit the manifest's ``signer`` column where participant ids are known); recording =
+  ``VIDEO_ID``.
 * **PHOENIX-2014T** (``import_phoenix``): the pipe-separated
   ``annotations/manual/PHOENIX-2014-T.<split>.corpus.csv`` and the frame folders
   ``features/fullFrame-210x260px/<split>/<name>/`` (or their ``1/`` sub-folder, PHOENIX-2014's
-  layout). Caption = ``translation`` (or ``orth``, the glosses); signer = ``speaker``.
+  layout). Caption = ``translation`` (or ``orth``, the glosses); signer = ``speaker``; recording
+  = the broadcast, the name without its ``-<number>`` (:func:`phoenix_recording`).
 
 A row whose video is missing, or that is malformed, is skipped and named in one warning
 (``strict``: an error); video paths are written absolute, so the manifest can live anywhere.
@@ -112,7 +114,8 @@ def import_how2sign(
         if not video.is_file():
             bad.append(Bad(label, f"{video.name}: file missing in {folder}"))
             continue
-        entry = {"name": name, "video": str(video), "caption": row["SENTENCE"], "signer": video_id}
+        entry = {"name": name, "video": str(video), "caption": row["SENTENCE"], "signer": video_id,
+                 "recording": video_id}  # fmt: skip
         if raw is not None:
             try:
                 start, end = float(row["START_REALIGNED"]), float(row["END_REALIGNED"])
@@ -126,6 +129,13 @@ def import_how2sign(
         seen.add(name)
         rows.append(entry)
     return _finish(out, rows, bad, csv_path, strict)
+
+
+def phoenix_recording(name: str) -> str:
+    """The broadcast a PHOENIX clip was cut from: its name without the ``-<number>`` suffix
+    (``01April_2010_Thursday_heute-6694`` -> ``01April_2010_Thursday_heute``)."""
+    stem, sep, number = name.rpartition("-")
+    return stem if sep and stem and number.isdigit() else name
 
 
 def _phoenix_frames(split_dir: Path, name: str) -> Path | None:
@@ -168,5 +178,6 @@ def import_phoenix(
             bad.append(Bad(label, f"{name}: no frame folder with PNG frames in {split_dir}"))
             continue
         seen.add(name)
-        rows.append({"name": name, "video": str(folder), "caption": row[text], "signer": speaker})
+        rows.append({"name": name, "video": str(folder), "caption": row[text], "signer": speaker,
+                     "recording": phoenix_recording(name)})  # fmt: skip
     return _finish(out, rows, bad, corpus, strict)

@@ -3,7 +3,9 @@ object per line) file with one sample per row.
 
 Columns (keys): ``video`` (a .gif/.mp4/.webm file or a folder of frames, relative to the
 manifest's folder or absolute), ``caption``, ``signer`` (all required); ``name`` (default: the
-video's file or folder name without suffix; unique); a cut, either ``start``/``end`` in seconds
+video's file or folder name without suffix; unique); ``recording`` (the recording or session
+the clip was cut from, default: the signer; evaluation treats clips of one recording as one
+cluster); a cut, either ``start``/``end`` in seconds
 or ``start_frame``/``end_frame`` in frames (0-based, end excluded), each end optional.
 
 A row that is not a usable sample (a missing file, a malformed CSV line, a bad cut, ...) is a
@@ -33,7 +35,7 @@ from text2sign.data.samples import (
 from text2sign.errors import DataError
 
 COLUMNS: tuple[str, ...] = (
-    "name", "video", "caption", "signer", "start", "end", "start_frame", "end_frame",
+    "name", "video", "caption", "signer", "recording", "start", "end", "start_frame", "end_frame",
 )  # fmt: skip
 REQUIRED: tuple[str, ...] = ("video", "caption", "signer")
 MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
@@ -171,7 +173,9 @@ def _row_sample(fields: dict, label: str, base: Path, seen: dict[str, str]) -> S
         return Bad(label, f"duplicate name {name!r} ({seen[name]} too): give a name column")
     seen[name] = label
     source = Path(os.path.abspath(path))  # absolute, ".." folded, links kept as written
-    return Sample(name, source, caption, signer, kind, **cut, label=f"{label}: {video}")
+    recording = fields.get("recording", "").strip()
+    return Sample(name, source, caption, signer, kind, **cut, label=f"{label}: {video}",
+                  recording=recording)  # fmt: skip
 
 
 def iter_manifest(path: Path) -> Iterator[Sample | Bad]:

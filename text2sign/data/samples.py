@@ -1,7 +1,8 @@
 """What one sample is, whatever its kind, and the signer-disjoint train/val split.
 
 A sample is a video source (a GIF, an ``.mp4`` or ``.webm`` file, or a folder of frames), its
-caption and its signer, optionally cut to ``start``/``end`` seconds or ``start_frame``/
+caption, its signer and the recording it was cut from (clips of one recording are not
+independent: evaluation clusters them), optionally cut to ``start``/``end`` seconds or ``start_frame``/
 ``end_frame`` frames. Folders (``text2sign.data.folder``) and manifests
 (``text2sign.data.manifest``) both produce samples; anything wrong with an entry is a ``Bad``
 (what to name, why), skipped with one warning or refused with ``strict``.
@@ -46,6 +47,12 @@ class Sample:
     start_frame: int | None = None
     end_frame: int | None = None
     label: str = ""
+    recording: str = ""  # the recording (session, broadcast) it was cut from; "" = its signer
+
+    @property
+    def cluster(self) -> str:
+        """What clips are clustered by in statistics: the recording, else the signer."""
+        return self.recording or self.signer
 
     @property
     def cut(self) -> dict:
