@@ -7,7 +7,9 @@ A run in a container starts, on the compute node (host side, after submitit and 
 
 * Results and data are bound at their own paths, so every path in the config, the run dir and
   the study means the same inside and outside the image. A manifest's data is its folder and
-  the folders its videos lie in.
+  the folders its videos lie in, merged into a few roots (:func:`text2sign.data.sources.data_folders`:
+  at most 8 binds, however many frame folders); a folder reached through a link is bound at
+  the path the manifest uses. ``data.cache_dir``, when set, is bound too (created first).
 * The host HF cache is bound at the image's fixed ``/hf_cache`` and ``HF_HOME`` is passed with
   ``--env`` (which overrides the image's ``%environment``; a plain host variable would not). A
   default cache that does not exist is not bound (Apptainer refuses a missing bind source); one
@@ -75,16 +77,32 @@ def default_hf_cache() -> str:
     return os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
 
 
+def _bind(folder: Path) -> str:
+    """``SRC`` bound at its own path, or ``REAL:AS_WRITTEN`` for a folder reached by a link."""
+    real = folder.resolve()
+    return str(real) if real == folder else f"{real}:{folder}"
+
+
 def binds(
-    *, results: Path, data_root: str, hf_cache: str | None, extra: list[str]
-) -> tuple[str, ...]:
+    *, results: Path, data_root: str, hf_cache: str | None, extra: list[str],
+    cache_dir: str | None = None,
+) -> tuple[str, ...]:  # fmt: skip
     """The bind list of a container run; every source must exist (results is created later)."""
-    data = Path(data_root).resolve()
+    data = Path(os.path.abspath(data_root))
     if not data.exists():
         raise UsageError(f"data.root {data_root} does not exist (it is bound into the container)")
     # A manifest: its folder and the folders of its videos (missing ones are skipped rows).
-    folders = [f.resolve() for f in data_folders(data) if f.exists()]
-    out = [str(results.resolve()), *map(str, folders)]
+    folders = [f for f in data_folders(data) if f.exists()]
+    out = [str(results.resolve()), *map(_bind, folders)]
+    if cache_dir:
+        cache = Path(os.path.abspath(cache_dir))
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(
+                f"data.cache_dir {cache_dir}: cannot create it: {e.strerror}"
+            ) from None
+        out.append(_bind(cache))
     hf = hf_cache or default_hf_cache()
     if Path(hf).is_dir():
         out.append(f"{Path(hf).resolve()}:{HF_CACHE_TARGET}")

@@ -82,8 +82,9 @@ def choose_executor(requested: str, *, dry_run: bool = False) -> str:
     return "local"
 
 
-def _container(cfg: Config, results: Path, checked: dict[str, str]) -> ContainerSpec:
-    """The run's container: image validated once per study, binds checked (jobs/container.py)."""
+def _container(cfg: Config, results: Path, checked: dict[str, Any]) -> ContainerSpec:
+    """The run's container: image validated once per study, binds worked out once per dataset
+    (a full-size manifest is read once, not once per run) and checked (jobs/container.py)."""
     c, gpus = cfg.container, cfg.slurm.gpus_per_node > 0
     if c.runtime != "apptainer":
         return ContainerSpec(runtime=c.runtime, gpus=gpus)
@@ -92,8 +93,11 @@ def _container(cfg: Config, results: Path, checked: dict[str, str]) -> Container
     image = str(check_path("container.image", Path(c.image).resolve()))
     if image not in checked:
         checked[image] = C.check_image(image)
-    binds = C.binds(results=results, data_root=cfg.data.root, hf_cache=c.hf_cache, extra=c.binds)
-    return ContainerSpec("apptainer", image, binds, gpus, sha256=checked[image])
+    key = ("binds", str(results), cfg.data.root, cfg.data.cache_dir, c.hf_cache, tuple(c.binds))
+    if key not in checked:
+        checked[key] = C.binds(results=results, data_root=cfg.data.root, hf_cache=c.hf_cache,
+                               extra=c.binds, cache_dir=cfg.data.cache_dir)  # fmt: skip
+    return ContainerSpec("apptainer", image, checked[key], gpus, sha256=checked[image])
 
 
 def plan(
@@ -151,7 +155,7 @@ def plan(
     stage: dict[tuple, KeypointsSpec | None] = {}  # decoding → its keypoints task (or none)
     all_points: list[str] = []
     inputs_checked: set[tuple[str, str]] = set()
-    checked: dict[str, str] = {}  # image -> sha256
+    checked: dict[Any, Any] = {}  # image -> sha256, a dataset's bind key -> its binds
     short = sweep.short_keys([a.key for a in axes])
     for variant in names:
         seen: dict[str, tuple[tuple[str, str], ...]] = {}

@@ -92,6 +92,35 @@ def person_manifest(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fullsize_phoenix(tmp_path_factory) -> Path:
+    """PHOENIX-2014T's train split at its real size (7,096 frame folders of count-only clips, 9
+    signers) on "shared storage", imported into a manifest in another folder (the project):
+    the manifest's path. About 10 s, once per test process."""
+    from text2sign.data import fullsize
+    from text2sign.data.importers import import_phoenix
+
+    store, project = tmp_path_factory.mktemp("store"), tmp_path_factory.mktemp("project")
+    fullsize.phoenix(store / "PHOENIX-2014-T")
+    manifest = project / "phoenix-train.csv"
+    import_phoenix(store / "PHOENIX-2014-T", "train", manifest)
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def fullsize_how2sign(tmp_path_factory) -> Path:
+    """How2Sign's train split at its real size (31,128 sentence clips, count-only) on "shared
+    storage", imported into a manifest in another folder: the manifest's path (~15 s)."""
+    from text2sign.data import fullsize
+    from text2sign.data.importers import import_how2sign
+
+    store, project = tmp_path_factory.mktemp("store"), tmp_path_factory.mktemp("project")
+    made = fullsize.how2sign(store / "how2sign")
+    manifest = project / "how2sign-train.csv"
+    import_how2sign(made.annotations, manifest, clips=made.clips)
+    return manifest
+
+
+@pytest.fixture(scope="session")
 def pose():
     """The pose environment (``make pose-venv``): tests that need it skip with the reason, or
     fail under ``T2S_REQUIRE_POSE=1`` (CI), like every other component."""

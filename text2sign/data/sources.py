@@ -86,14 +86,46 @@ def first_valid_sample(root: str | os.PathLike) -> Sample:
     raise no_samples_error(root, bad)
 
 
-def data_folders(root: str | os.PathLike) -> list[Path]:
-    """The folders a job reads data from: the folder, or a manifest's folder and its videos'."""
+#: At most this many folders are bound for a dataset, however many folders its clips lie in.
+MAX_DATA_FOLDERS = 8
+
+
+def data_folders(root: str | os.PathLike, limit: int = MAX_DATA_FOLDERS) -> list[Path]:
+    """The few folders a job reads a dataset from (its bind mounts): the folder itself, or a
+    manifest's folder and the folders its videos lie in, merged into at most ``limit`` roots.
+
+    PHOENIX-2014T's train split is 7,096 frame folders under one split folder: one bind each
+    would be a ~1 MB ``--bind`` argument (Linux allows 128 KiB per argument). Folders are
+    taken as the manifest writes them and as their links resolve (a ``clips -> /store/clips``
+    link in the project needs both bound). O(N log N) in the rows.
+    """
     root = Path(root)
     if not is_manifest(root):
         return [root]
-    folders = {Path(os.path.abspath(root.parent)), *video_folders(root)}
+    written = {Path(os.path.abspath(root.parent)), *video_folders(root)}
+    return common_roots(written | {Path(os.path.realpath(f)) for f in written}, limit)
+
+
+def _outermost(folders) -> list[Path]:
+    """The folders not inside another of them, sorted. Sorting by path components puts a
+    folder right before everything inside it, so one pass comparing with the last kept one
+    suffices: O(N log N)."""
     out: list[Path] = []
-    for folder in sorted(folders, key=lambda p: len(p.parts)):
-        if not any(folder.is_relative_to(kept) for kept in out):
-            out.append(folder)
-    return sorted(out)
+    for folder in sorted(set(folders), key=lambda p: p.parts):
+        if out and folder.parts[: len(out[-1].parts)] == out[-1].parts:
+            continue
+        out.append(folder)
+    return out
+
+
+def common_roots(folders, limit: int = MAX_DATA_FOLDERS) -> list[Path]:
+    """The outermost of ``folders`` (absolute), the deepest merged into their parents until at
+    most ``limit`` remain. Never merges up to ``/`` (a top-level folder is as far as it goes),
+    so more than ``limit`` come back only when the data spans more top-level folders."""
+    roots = _outermost(folders)
+    while len(roots) > limit:
+        deepest = max(len(p.parts) for p in roots)
+        if deepest <= 2:  # ("/", "data"): merging further would bind the whole machine
+            break
+        roots = _outermost(p.parent if len(p.parts) == deepest else p for p in roots)
+    return roots
