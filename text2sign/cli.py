@@ -202,8 +202,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from text2sign.data.importers import import_how2sign, import_phoenix
+    from text2sign.data.manifest import check_manifest_name
 
-    out = args.out or Path(f"phoenix-{args.split}.csv")
+    out = check_manifest_name(args.out or Path(f"phoenix-{args.split}.csv"))
     if out.exists() and not args.force:
         raise UsageError(f"data import: {out} exists; pass --force to replace it")
     if args.dataset == "how2sign":

@@ -106,7 +106,7 @@ def _decode_all(samples, records, num_frames, size, sampling, out, strict, root,
     for record in records:
         sample = by_name[record["name"]]
         try:
-            video, frames = decode_clip(sample, num_frames, size, sampling)
+            video, frames, first = decode_clip(sample, num_frames, size, sampling)
         except BadVideo as e:
             if strict:
                 raise DataError(
@@ -115,7 +115,7 @@ def _decode_all(samples, records, num_frames, size, sampling, out, strict, root,
             skipped.append({"label": sample.label, "reason": str(e), "name": sample.name})
             continue
         videos[len(kept)] = video
-        kept.append({**record, "frames": frames})
+        kept.append({**record, "frames": frames, "first": first})
     videos.flush()
     if not kept:
         raise no_samples_error(root, [*bad, *(Bad(s["label"], s["reason"]) for s in skipped)])
@@ -184,6 +184,11 @@ class DecodedCache:
     def source_frames(self, j: int) -> np.ndarray:
         """Which frames of sample ``j``'s cut (0 = its first) make the cached clip, in order."""
         return sample_indices(self.records[j]["frames"], self.num_frames, self.frame_sampling)
+
+    def absolute_frames(self, j: int) -> np.ndarray:
+        """The same frames as indices in the whole source (a cut in frames or in seconds
+        shifts them by the index of the cut's first frame): what exact keypoints follow."""
+        return int(self.records[j].get("first", 0)) + self.source_frames(j)
 
     def __getstate__(self) -> dict:
         # Pickling a memmap copies the whole array into the pickle (spawned DataLoader

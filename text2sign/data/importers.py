@@ -26,7 +26,7 @@ import io
 import logging
 from pathlib import Path
 
-from text2sign.data.manifest import write_manifest
+from text2sign.data.manifest import check_manifest_name, write_manifest
 from text2sign.data.samples import FRAME_SUFFIXES, Bad, format_bad
 from text2sign.data.shaped import HOW2SIGN_COLUMNS, PHOENIX_FRAMES, phoenix_corpus
 from text2sign.errors import DataError
@@ -92,6 +92,7 @@ def import_how2sign(
     strict: bool = False,
 ) -> int:  # fmt: skip
     """Write a manifest over How2Sign's sentence clips (or raw videos); return the row count."""
+    check_manifest_name(out)
     if (clips is None) == (raw is None):
         raise DataError("give the sentence clips (--clips DIR) or the raw videos (--raw DIR)")
     folder = (clips or raw).absolute()  # type: ignore[union-attr]
@@ -150,6 +151,7 @@ def import_phoenix(
     root: Path, split: str, out: Path, *, text: str = "translation", strict: bool = False
 ) -> int:
     """Write a manifest over PHOENIX-2014T's frame folders of ``split``; return the row count."""
+    check_manifest_name(out)
     if text not in PHOENIX_TEXT:
         raise DataError(f"caption column {text!r}: expected one of {', '.join(PHOENIX_TEXT)}")
     root = root.absolute()

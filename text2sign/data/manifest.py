@@ -95,7 +95,9 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict | str]]:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict | str]]:
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (JSON lines): str.splitlines() would also split at U+2028,
+    # U+0085 and other characters a caption may hold unescaped.
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -138,6 +140,10 @@ def _cut(fields: dict, kind: str) -> dict:
     if seconds and kind == "frames":
         raise ValueError("a frame folder has no timestamps: cut it with start_frame/end_frame")
     lo, hi, unit = (start, end, " s") if seconds else (first, stop, " frames")
+    if hi == 0:
+        raise ValueError(
+            f"{'end' if seconds else 'end_frame'} 0 keeps no frame (the end is excluded)"
+        )
     if lo is not None and hi is not None and hi <= lo:
         raise ValueError(f"end {hi:g}{unit} is not after start {lo:g}{unit}")
     return {"start": start, "end": end, "start_frame": first, "end_frame": stop}
@@ -192,11 +198,27 @@ def iter_manifest(path: Path) -> Iterator[Sample | Bad]:
         )
 
 
+def check_manifest_name(path: Path) -> Path:
+    """``path`` if it names a manifest (``.csv`` or ``.jsonl``); DataError otherwise: a file
+    of another name would be refused later as "not a folder or a manifest"."""
+    if path.suffix.lower() not in MANIFEST_SUFFIXES:
+        raise DataError(
+            f"{path}: a manifest's name ends in {' or '.join(MANIFEST_SUFFIXES)} (e.g. {path}.csv)"
+        )
+    return path
+
+
 def write_manifest(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` (dicts over ``COLUMNS``) as a CSV manifest, atomically.
+    """Write ``rows`` (dicts over ``COLUMNS``) as a manifest, atomically: JSON lines for a
+    ``.jsonl`` name (unset values left out), else CSV.
 
     Only the columns some row uses are written, in ``COLUMNS`` order.
     """
+    if Path(path).suffix.lower() == ".jsonl":
+        lines = [json.dumps({c: row[c] for c in COLUMNS if row.get(c) not in (None, "")},
+                            ensure_ascii=False) for row in rows]  # fmt: skip
+        write_text(path, "".join(f"{line}\n" for line in lines))
+        return
     used = [
         c for c in COLUMNS if c in REQUIRED or any(row.get(c) not in (None, "") for row in rows)
     ]

@@ -47,12 +47,12 @@ class ClipInfo:
     seconds: float | None
 
 
-# A frame as it comes out of a reader: (presentation time in seconds or None, getter of the
-# RGB image). The getter must be called before the reader moves on (GIF frames are reused); its
+# A frame as it comes out of a reader: (its index in the source, presentation time in seconds
+# or None, getter of the RGB image). The getter must be called before the reader moves on (GIF frames are reused); its
 # optional argument is the shorter side wanted, which a reader may already shrink to (FFmpeg
 # scales while it converts from YUV, several times faster than converting, then resizing).
 _Getter = Callable[..., Image.Image]
-_Frame = tuple[float | None, _Getter]
+_Frame = tuple[int, float | None, _Getter]
 
 
 def _first_line(e: BaseException) -> str:
@@ -78,9 +78,9 @@ def _gif_frames(path: Path) -> Iterator[_Frame]:
             if im.format != "GIF":
                 raise BadVideo(f"corrupt GIF: not a GIF but {im.format}")
             t = 0.0
-            for frame in ImageSequence.Iterator(im):
+            for index, frame in enumerate(ImageSequence.Iterator(im)):
                 frame.load()
-                yield t, lambda _=None, f=frame: f.convert("RGB")  # palette, grey, RGBA -> RGB
+                yield index, t, lambda _=None, f=frame: f.convert("RGB")  # palette, grey -> RGB
                 t += frame.info.get("duration", _GIF_DEFAULT_MS) / 1000.0
     except BadVideo:
         raise
@@ -97,20 +97,20 @@ def _folder_frames(folder: Path) -> Iterator[_Frame]:
         raise BadVideo(f"unreadable: {e.strerror or e}") from e
     if not files:
         raise BadVideo("frame folder holds no .png/.jpg frames")
-    for path in files:
+    for index, path in enumerate(files):
         try:
             with Image.open(path) as im:
                 image = im.convert("RGB")  # convert() loads, so a truncated image fails here
         except Exception as e:
             raise BadVideo(f"corrupt frame {path.name}: {_first_line(e)}") from e
-        yield None, lambda _=None, image=image: image
+        yield index, None, lambda _=None, image=image: image
 
 
 def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
     """Frames of an mp4/webm, after seeking to the keyframe at or before ``seek`` seconds.
 
-    When decoding ends early (truncated data that FFmpeg reads without an error), the frame
-    count (mp4 index) or the duration (container header) tells, and it is a BadVideo.
+    When decoding ends early (truncated data that FFmpeg reads without an error), the duration
+    of the stream (or of the file) in the header tells, and it is a BadVideo.
     """
     label = kind.upper()
     try:
@@ -136,13 +136,19 @@ def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
             for frame in container.decode(stream):
                 t = float((frame.pts - origin) * tb) if frame.pts is not None else decoded / rate
                 decoded, last = decoded + 1, t
-                yield t, lambda shorter=None, f=frame: _av_image(f, shorter, scaler)
+                # the index from the time: frames skipped by a seek still count (constant rate)
+                yield (
+                    round(t * rate),
+                    t,
+                    lambda shorter=None, f=frame: _av_image(f, shorter, scaler),
+                )
         except av.error.DecoderNotFoundError as e:
             raise BadVideo(f"unsupported codec: {_first_line(e)}") from e
         except av.FFmpegError as e:
             raise BadVideo(f"corrupt {label}: {_first_line(e)}") from e
-        if seek <= 0 and stream.frames and decoded < stream.frames:
-            raise BadVideo(f"truncated: decoded {decoded} of {stream.frames} frames")
+        # Not the frame count of the index: a clip cut by stream copy (``ffmpeg -ss X -c copy``)
+        # keeps the packets from the keyframe before X and an edit list that hides them, so
+        # the index counts more frames than a valid file shows. The duration is what it shows.
         expected = _expected_seconds(container, stream, tb)
         if last is not None and expected is not None:
             got = last + 1.0 / rate
@@ -187,10 +193,18 @@ def iter_cut(sample: Sample) -> Iterator[tuple[int, float | None, _Getter]]:
 
     Decodes the whole cut (and checks the source) even when the caller keeps only some frames.
     """
+    for kept, _, t, get in iter_cut_indexed(sample):
+        yield kept, t, get
+
+
+def iter_cut_indexed(sample: Sample) -> Iterator[tuple[int, int, float | None, _Getter]]:
+    """(index within the cut, index in the source, time, image getter) of every frame of the
+    cut: :func:`iter_cut` with where each frame sits in the whole source (what exact keypoints
+    of the whole source are indexed by)."""
     seconds = sample.start is not None or sample.end is not None
     start = sample.start or 0.0
     kept, seen, last_t = 0, 0, None
-    for t, get in _frames(sample):
+    for index, t, get in _frames(sample):
         seen += 1
         if seconds:
             if t is None:
@@ -203,20 +217,27 @@ def iter_cut(sample: Sample) -> Iterator[tuple[int, float | None, _Getter]]:
             if sample.end is not None and t >= sample.end - _EPS:
                 break
         else:
-            index = seen - 1
             if sample.start_frame is not None and index < sample.start_frame:
                 continue
             if sample.end_frame is not None and index >= sample.end_frame:
                 break
-        yield kept, t, get
+        yield kept, index, t, get
         kept += 1
     if kept:
         return
     if seen == 0:
         raise BadVideo("no frames")
-    if sample.start is not None:
+    if seconds and sample.start is not None and (last_t is None or last_t < start - _EPS):
         raise BadVideo(f"start {sample.start:g} s is past the end (last frame at {last_t:.2f} s)")
-    raise BadVideo(f"start_frame {sample.start_frame} is past the end ({seen} frames)")
+    if not seconds and sample.start_frame is not None and seen <= sample.start_frame:
+        raise BadVideo(f"start_frame {sample.start_frame} is past the end ({seen} frames)")
+    what = f"end {sample.end:g} s" if seconds else f"end_frame {sample.end_frame}"
+    where = (
+        "the first frame"
+        if (sample.start if seconds else sample.start_frame) is None
+        else "its start"
+    )
+    raise BadVideo(f"the cut holds no frame ({what} is at or before {where})")
 
 
 def probe(sample: Sample) -> ClipInfo:
@@ -255,8 +276,9 @@ def sample_indices(n: int, num_frames: int, sampling: str) -> np.ndarray:
 
 def decode_clip(
     sample: Sample, num_frames: int, size: int, sampling: str = "first"
-) -> tuple[np.ndarray, int]:
-    """Decode, cut and sample a clip: (uint8 (num_frames, size, size, 3) RGB, frames in the cut).
+) -> tuple[np.ndarray, int, int]:
+    """Decode, cut and sample a clip: (uint8 (num_frames, size, size, 3) RGB, frames in the cut,
+    the index in the source of the cut's first frame).
 
     Raises ``BadVideo`` (the one-line reason) for a source that cannot be decoded or cut.
     """
@@ -265,14 +287,15 @@ def decode_clip(
             f"frame_sampling {sampling!r}: expected one of {', '.join(FRAME_SAMPLING)}"
         )
     frames: list[np.ndarray] = []
-    n = 0
-    for i, _, get in iter_cut(sample):
-        n = i + 1
+    n, first = 0, 0
+    for i, index, _, get in iter_cut_indexed(sample):
+        n, first = i + 1, index if i == 0 else first
         if sampling == "uniform" or i < num_frames:  # uniform needs n first: keep all, small
             frames.append(np.asarray(resize_and_crop(get(size), size)))
     if sampling == "first":
-        return np.stack([frames[i] for i in sample_indices(len(frames), num_frames, "first")]), n
-    return np.stack([frames[i] for i in sample_indices(n, num_frames, sampling)]), n
+        keep = sample_indices(len(frames), num_frames, "first")
+        return np.stack([frames[i] for i in keep]), n, first
+    return np.stack([frames[i] for i in sample_indices(n, num_frames, sampling)]), n, first
 
 
 def load_video(sample: Sample, num_frames: int, size: int, sampling: str = "first") -> np.ndarray:

@@ -72,8 +72,7 @@ def _reference_keypoints(cache: Any, j: int) -> np.ndarray | None:
     if not path.exists():
         return None
     xy = np.asarray(json.loads(path.read_text())["xy"], dtype=np.float64)  # (T0, K, 2)
-    start = int(cache.records[j].get("start_frame") or 0)  # a cut in frames shifts them
-    return xy[np.minimum(start + cache.source_frames(j), len(xy) - 1)]
+    return xy[np.minimum(cache.absolute_frames(j), len(xy) - 1)]  # cuts in frames or seconds
 
 
 def evaluate(

@@ -84,3 +84,17 @@ def test_import_usage_errors_are_one_line(tmp_path):
                            "--csv", str(tmp_path / "h.csv")], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "one of the arguments --clips --raw is required" in proc.stderr
+
+
+@pytest.mark.parametrize("out", ["how2sign", "how2sign.txt"])
+def test_import_out_without_a_manifest_suffix_is_refused_before_writing(tmp_path, out):
+    """Without .csv/.jsonl the manifest was written, then refused by data check and training."""
+    from text2sign.data.shaped import write_how2sign
+
+    csv_path, clips = write_how2sign(tmp_path / "h2s", 4, frames=4, size=16)
+    proc = subprocess.run([sys.executable, "-m", "text2sign", "data", "import", "how2sign",
+                           "--csv", str(csv_path), "--clips", str(clips), "--out", out],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "a manifest's name ends in .csv or .jsonl" in proc.stderr
+    assert not (tmp_path / out).exists()

@@ -226,5 +226,24 @@ def test_importer_manifest_is_a_plain_csv_manifest(how2sign, tmp_path):
     import_how2sign(how2sign[0], tmp_path / "m.csv", clips=how2sign[1])
     with open(tmp_path / "m.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["name", "video", "caption", "signer"]
+    assert list(rows[0]) == ["name", "video", "caption", "signer", "recording"]
     assert Path(rows[0]["video"]).is_absolute()
+    assert rows[0]["recording"] == rows[0]["signer"]  # How2Sign: the source video (VIDEO_ID)
+
+
+def test_phoenix_clips_are_grouped_by_broadcast():
+    from text2sign.data.importers import phoenix_recording
+
+    assert phoenix_recording("01April_2010_Thursday_heute-6694") == "01April_2010_Thursday_heute"
+    assert phoenix_recording("no_number_here") == "no_number_here"
+    assert phoenix_recording("x-y") == "x-y"  # not a clip number: the whole name
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_importer_writes_the_manifest_kind_its_name_says(how2sign, tmp_path, suffix):
+    from text2sign.data.sources import list_samples
+
+    out = tmp_path / f"m{suffix}"
+    n = import_how2sign(how2sign[0], out, clips=how2sign[1])
+    listing = list_samples(out)
+    assert len(listing.samples) == n and not listing.bad

@@ -10,8 +10,8 @@ import pytest
 
 from tests.unit.data.media import BLUE, KINDS, RED, make_folder, numbered_video, solid_video, write
 from text2sign.data.manifest import COLUMNS, write_manifest
-from text2sign.data.samples import Sample, keypoints_path, signer_of, split_by_signer
-from text2sign.data.sources import data_folders, first_valid_sample, list_samples
+from text2sign.data.samples import Bad, Sample, keypoints_path, signer_of, split_by_signer
+from text2sign.data.sources import data_folders, first_valid_sample, iter_entries, list_samples
 from text2sign.errors import DataError, UsageError
 
 
@@ -103,6 +103,26 @@ def test_jsonl_manifest_takes_numbers_and_nulls(tmp_path):
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     a, a2 = list_samples(tmp_path / "m.jsonl").samples
     assert (a.name, a.cut, a2.name, a2.cut) == ("a", {"end": 0.5}, "a2", {"start_frame": 3})
+
+
+@pytest.mark.parametrize("cut", ["end_frame=0", "end=0"])
+def test_an_end_of_zero_is_a_bad_row_that_says_so(tmp_path, cut):
+    write(tmp_path, "a", numbered_video(4), "mp4", caption=None)
+    key, value = cut.split("=")
+    (tmp_path / "m.csv").write_text(f"video,caption,signer,{key}\na.mp4,hi,s1,{value}\n")
+    rows = list(iter_entries(tmp_path / "m.csv"))
+    assert isinstance(rows[0], Bad) and "0 keeps no frame" in rows[0].reason
+
+
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    """JSON may carry U+2028, U+2029 and U+0085 unescaped; str.splitlines() split rows there."""
+    write(tmp_path, "a", numbered_video(4), "mp4", caption=None)
+    caption = "one\u2028two\u0085three\u2029four"
+    row = json.dumps({"video": "a.mp4", "caption": caption, "signer": "s1"}, ensure_ascii=False)
+    (tmp_path / "m.jsonl").write_text(row + "\n", encoding="utf-8")
+    listing = list_samples(tmp_path / "m.jsonl")
+    assert not listing.bad and len(listing.samples) == 1
+    assert listing.samples[0].caption == "one two three four"  # whitespace collapsed, one row
 
 
 def test_write_manifest_round_trips_and_writes_only_used_columns(tmp_path):

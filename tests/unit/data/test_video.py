@@ -99,6 +99,40 @@ def test_frame_folder_is_read_in_natural_order_and_accepts_jpeg(tmp_path):
     assert close(video[3, 0, 0], GREY, tol=3)
 
 
+def cut_by_stream_copy(src: Path, dst: Path, start_s: float) -> Path:
+    """What ``ffmpeg -ss START -i SRC -c copy DST`` does, with PyAV: the packets from the
+    keyframe at or before START, shifted so that START is time 0; the muxer writes an edit
+    list that hides the frames before it (their times are negative)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        cut = int(start_s / ins.time_base)
+        inp.seek(cut, stream=ins, backward=True)
+        for packet in inp.demux(ins):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            packet.pts, packet.dts, packet.stream = packet.pts - cut, packet.dts - cut, outs
+            out.mux(packet)
+    return dst
+
+
+def test_an_mp4_cut_by_stream_copy_is_valid_and_decodes_from_its_cut(tmp_path):
+    """The index holds 40 samples, FFmpeg shows 27 (the edit list hides 13): not truncated."""
+    src = write(tmp_path, "src", numbered_video(40), "mp4")
+    cut = cut_by_stream_copy(src, tmp_path / "cut.mp4", 1.3)
+    with av.open(str(cut)) as c:
+        assert c.streams.video[0].frames == 40  # what the old check compared with
+    video = load_path(cut, num_frames=27, size=16)
+    assert [frame_number(f) for f in video] == list(range(13, 40))
+    info = probe(sample_of(cut))
+    assert info.frames == 27
+    # and a truly truncated copy of it is still named
+    data = cut.read_bytes()
+    (tmp_path / "short.mp4").write_bytes(data[: int(len(data) * 0.5)])
+    with pytest.raises(BadVideo, match="truncated|corrupt"):
+        probe(sample_of(tmp_path / "short.mp4"))
+
+
 @pytest.mark.parametrize("kind", ["mp4", "webm"])
 def test_encoded_clips_keep_every_frame_exactly_in_order(tmp_path, kind):
     path = write(tmp_path, "n", numbered_video(40), kind)
@@ -116,25 +150,27 @@ def test_encoded_clips_keep_every_frame_exactly_in_order(tmp_path, kind):
 def test_cut_in_seconds_keeps_the_half_open_interval(tmp_path, kind):
     # 10 fps: start 2.05 s -> first frame at 2.1 s (21); end 3.0 s excluded -> last is 29.
     path = write(tmp_path, "n", numbered_video(60), kind)
-    clip, n = decode_clip(sample_of(path, start=2.05, end=3.0), 9, 16)
+    clip, n, first = decode_clip(sample_of(path, start=2.05, end=3.0), 9, 16)
+    assert first == 21  # the cut's first frame, as an index in the whole source
     assert n == 9 and [frame_number(f) for f in clip] == list(range(21, 30))
 
 
 def test_seconds_cut_seeks_to_a_keyframe_and_decodes_to_the_exact_frame(tmp_path):
     # 25 s at 10 fps, a keyframe every 12 frames: 21.0 s is frame 210, the keyframe is 204.
     path = write_mp4_with_keyframes(tmp_path / "n.mp4", numbered_video(250), every=12)
-    clip, n = decode_clip(sample_of(path, start=21.0, end=24.0), 4, 16)
+    clip, n, first = decode_clip(sample_of(path, start=21.0, end=24.0), 4, 16)
     assert n == 30 and [frame_number(f) for f in clip] == [210, 211, 212, 213]
-    clip, n = decode_clip(sample_of(path, start=24.55), 4, 16)
-    assert n == 4 and [frame_number(f) for f in clip] == [246, 247, 248, 249]
+    assert first == 210  # counted from the start although decoding began at keyframe 204
+    clip, n, first = decode_clip(sample_of(path, start=24.55), 4, 16)
+    assert n == 4 and first == 246 and [frame_number(f) for f in clip] == [246, 247, 248, 249]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cut_in_frames(tmp_path, kind):
     path = write(tmp_path, "n", numbered_video(30), kind)
-    clip, n = decode_clip(sample_of(path, start_frame=5, end_frame=12), 7, 16)
-    assert n == 7 and [frame_number(f) for f in clip] == list(range(5, 12))
-    _, n = decode_clip(sample_of(path, start_frame=25, end_frame=99), 1, 16)
+    clip, n, first = decode_clip(sample_of(path, start_frame=5, end_frame=12), 7, 16)
+    assert n == 7 and first == 5 and [frame_number(f) for f in clip] == list(range(5, 12))
+    _, n, _ = decode_clip(sample_of(path, start_frame=25, end_frame=99), 1, 16)
     assert n == 5  # an end past the last frame keeps up to the last frame
 
 
@@ -144,6 +180,14 @@ def test_start_past_the_end_is_a_bad_video(tmp_path):
         decode_clip(sample_of(path, start=5.0), 4, 16)
     with pytest.raises(BadVideo, match=r"start_frame 20 is past the end \(20 frames\)"):
         decode_clip(sample_of(path, start_frame=20), 4, 16)
+
+
+@pytest.mark.parametrize("cut", [{"end_frame": 0}, {"start_frame": 3, "end_frame": 3}])
+def test_a_cut_that_holds_no_frame_says_so(tmp_path, cut):
+    """end_frame=0 used to say "start_frame None is past the end"."""
+    path = write(tmp_path, "n", numbered_video(20), "mp4")
+    with pytest.raises(BadVideo, match=r"the cut holds no frame \(end_frame \d+ is at or before"):
+        decode_clip(sample_of(path, **cut), 4, 16)
 
 
 def test_frame_folder_cannot_be_cut_in_seconds(tmp_path):
@@ -168,7 +212,7 @@ def test_sample_indices():
 @pytest.mark.parametrize("kind", ["mp4", "frames"])
 def test_uniform_sampling_spreads_over_the_cut(tmp_path, kind):
     path = write(tmp_path, "n", numbered_video(50), kind)
-    clip, n = decode_clip(sample_of(path, start_frame=10, end_frame=50), 4, 16, "uniform")
+    clip, n, _ = decode_clip(sample_of(path, start_frame=10, end_frame=50), 4, 16, "uniform")
     assert n == 40 and [frame_number(f) for f in clip] == [15, 25, 35, 45]
     first = load_video(sample_of(path, start_frame=10, end_frame=50), 4, 16, "first")
     assert [frame_number(f) for f in first] == [10, 11, 12, 13]

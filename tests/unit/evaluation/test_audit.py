@@ -89,3 +89,22 @@ def test_exact_keypoints_follow_the_frames_the_cache_took(tmp_path):
     got = _reference_keypoints(train.cache, j)
     assert got.shape == (4, *xy.shape[1:])
     assert np.array_equal(got, xy[[1, 4, 7, 10]])  # (i + 0.5) * 12 / 4
+
+
+@pytest.mark.parametrize("cut", [("start_frame", "end_frame", 3, 11), ("start", "end", 0.3, 1.1)])
+def test_exact_keypoints_follow_a_cut_in_frames_or_in_seconds(tmp_path, cut):
+    """A seconds cut used to be scored against frames 0, 1, ... of the source (only start_frame
+    shifted them)."""
+    from text2sign.evaluation.evaluate import _reference_keypoints
+
+    generate(tmp_path, 6, frames=12, size=16, fmt="mp4")  # 10 fps: 0.3 s is frame 3
+    lo, hi, a, b = cut
+    rows = (tmp_path / "manifest.csv").read_text().splitlines()
+    cols = rows[0].split(",")
+    cut_rows = [rows[0] + f",{lo},{hi}"] + [r + f",{a},{b}" for r in rows[1:]]
+    (tmp_path / "cut.csv").write_text("\n".join(cut_rows) + "\n")
+    train, _ = open_dataset(tmp_path / "cut.csv", num_frames=4, size=16, val_fraction=0.0)
+    name = train.cache.names[0]
+    xy = np.asarray(json.loads((tmp_path / f"{name}.keypoints.json").read_text())["xy"])
+    assert "video" in cols
+    assert np.array_equal(_reference_keypoints(train.cache, 0), xy[[3, 4, 5, 6]])
