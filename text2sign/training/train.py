@@ -230,6 +230,7 @@ def _open_outputs(s: _Setup, step: int, resumed: bool, cpus: threads.Threads) ->
     telemetry.step = step
     telemetry.start()
     logger, meta = MetricsLogger([]), {}
+    per_rank = distributed.gather_to_main({"rank": env.rank, **cpus.to_json()})
     if env.is_main:  # rank 0 writes the shared files
         logger = MetricsLogger(
             [
@@ -240,6 +241,7 @@ def _open_outputs(s: _Setup, step: int, resumed: bool, cpus: threads.Threads) ->
         )
         meta = collect_metadata(env, telemetry, s.counts, run_dir=run.path)
         meta["threads"] = cpus.to_json()
+        meta["threads_per_rank"] = per_rank  # each rank's CPUs and threads (rank 0's above)
         meta["optimizer"] = s.optimizer
         meta["resumed_from_step"] = step if resumed else None
         atomic.write_json(run.metadata, meta)
