@@ -24,7 +24,7 @@ from text2sign.presets import DIT_PRESETS  # torch-free: submitting a study neve
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
-HASH_EXCLUDED = ("eval", "slurm", "container", "perf")
+HASH_EXCLUDED = ("eval", "slurm", "container", "perf", "prepare")
 #: No string of the config may hold one: values reach batch scripts and command lines, where a
 #: newline would end an ``#SBATCH`` line and start a line of shell.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -208,6 +208,22 @@ class EvalConfig(Section):
     )
 
 
+class PrepareConfig(Section):
+    """The stage before training on real data: decoding into the cache and pose keypoints
+    (docs/data.md, "Preparing a dataset"; ignored by the hash: it never changes results)."""
+
+    tasks: int = Field(
+        1, ge=1, le=1000,
+        description="Array tasks per dataset decoding: each decodes and estimates one shard on "
+        "its own node, the last one merges the shards into the cache.",
+    )  # fmt: skip
+    max_failed_share: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Share of a shard's clips that may fail (decoding or pose estimation) "
+        "before the stage fails; the failed clips are named and left out.",
+    )  # fmt: skip
+
+
 class SlurmConfig(Section):
     """Resources of one run's job (ignored by the config hash: they never change results)."""
 
@@ -336,6 +352,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     perf: PerfConfig = Field(default_factory=PerfConfig)
@@ -346,7 +363,7 @@ class Config(Section):
     def hash(self) -> str:
         """Stable short hash of what determines the results: a run dir refuses a different one.
 
-        ``eval``, ``slurm``, ``container`` and ``perf`` are left out: moving a run to another
+        ``eval``, ``prepare``, ``slurm``, ``container`` and ``perf`` are left out: moving a run to another
         partition or image, giving it more time, a faster kernel, or evaluating it differently
         must not block its resume.
         """

@@ -4,9 +4,10 @@ Layout: ``<cache_dir>/<frames>x<size>-<key>/{videos.npy, index.json}``. The key 
 listed sample (name, caption, signer, source, kind, cut, and the source's size and mtime; for a
 frame folder, those of every frame), the frame count, the size and the frame sampling, so any
 change to the data or the decoding makes a new sub-folder instead of silently reusing stale
-frames. A cache is built in a temporary folder and renamed into place, so a concurrent job never
-sees half of one; the loser of a rename race uses the winner's copy. Old sub-folders are not
-deleted.
+frames. A cache is built (:mod:`text2sign.data.build`: in parallel over the allocation's CPUs,
+in parts when the prepare stage spreads it over a job array) in a temporary folder and renamed
+into place, so a concurrent job never sees half of one; the loser of a rename race uses the
+winner's copy. Old sub-folders are not deleted.
 
 Sources that fail to decode are skipped and recorded in ``index.json`` (``skipped``), so a later
 open names them again without decoding anything; ``strict`` refuses them.
@@ -14,32 +15,28 @@ open names them again without decoding anything; ``strict`` refuses them.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from text2sign.atomic import write_json
+from text2sign.data import build
 from text2sign.data.samples import Bad, Sample, format_bad, split_by_signer
-from text2sign.data.sources import dataset_dir, list_samples, no_samples_error
-from text2sign.data.video import BadVideo, decode_clip, frame_files, sample_indices
+from text2sign.data.sources import dataset_dir, list_samples
+from text2sign.data.video import frame_files, sample_indices
 from text2sign.errors import DataError
 
 log = logging.getLogger("text2sign")
 
 CACHE_VERSION = 3  # bump when the decoding changes, so old caches are not reused
 DEFAULT_CACHE_SUBDIR = ".t2s_cache"
-_VIDEOS_FILE = "videos.npy"
-_INDEX_FILE = "index.json"
+_VIDEOS_FILE = build.VIDEOS_FILE
+_INDEX_FILE = build.INDEX_FILE
 
 
 def _relative(path: Path, base: Path | None) -> str:
@@ -90,64 +87,6 @@ def cache_key(records: list[dict], num_frames: int, size: int, frame_sampling: s
         sort_keys=True,
     )
     return f"{num_frames}x{size}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
-def _decode_all(samples, records, num_frames, size, sampling, out, strict, root, bad) -> None:
-    """Decode every sample into ``out/videos.npy`` (row by row, never all in RAM) + the index.
-
-    A sample that fails is skipped (``strict``: a DataError); when some were, the good rows are
-    copied into an array of the right length.
-    """
-    by_name = {s.name: s for s in samples}
-    shape = (len(records), num_frames, size, size, 3)
-    path = out / _VIDEOS_FILE
-    videos = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    kept, skipped = [], []
-    for record in records:
-        sample = by_name[record["name"]]
-        try:
-            video, frames, first = decode_clip(sample, num_frames, size, sampling)
-        except BadVideo as e:
-            if strict:
-                raise DataError(
-                    f"bad entry in {root}: {sample.label} ({e}); data.strict is set"
-                ) from None
-            skipped.append({"label": sample.label, "reason": str(e), "name": sample.name})
-            continue
-        videos[len(kept)] = video
-        kept.append({**record, "frames": frames, "first": first})
-    videos.flush()
-    if not kept:
-        raise no_samples_error(root, [*bad, *(Bad(s["label"], s["reason"]) for s in skipped)])
-    if len(kept) < len(records):
-        small = np.lib.format.open_memmap(
-            out / f".{_VIDEOS_FILE}", mode="w+", dtype=np.uint8, shape=(len(kept), *shape[1:])
-        )
-        for i in range(len(kept)):
-            small[i] = videos[i]
-        small.flush()
-        del small
-        os.replace(out / f".{_VIDEOS_FILE}", path)
-    del videos
-    index = {
-        "version": CACHE_VERSION,
-        "num_frames": num_frames,
-        "size": size,
-        "frame_sampling": sampling,
-        "root": str(dataset_dir(root).absolute()),
-        "samples": kept,
-        "skipped": skipped,
-    }
-    write_json(out / _INDEX_FILE, index)
-
-
-@contextlib.contextmanager
-def _build_lock(path: Path):
-    """Serialise builders on one machine; a file system without flock just skips the lock."""
-    with open(path, "w") as f:
-        with contextlib.suppress(OSError):
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 class DecodedCache:
@@ -210,25 +149,24 @@ class DecodedCache:
         root: str | os.PathLike | None = None,
         strict: bool = False,
         listed_bad: list[Bad] | None = None,
+        workers: int | None = None,
     ) -> DecodedCache:
-        """Open the cache for ``samples`` at this decoding, building it first if needed.
+        """Open the cache for ``samples`` at this decoding, building it first if needed
+        (:mod:`text2sign.data.build`: ``workers`` processes, default the allocation's CPUs).
 
         ``root`` is the dataset (a folder or a manifest): sources inside its folder are
         recorded relative to that folder, others (and all, without ``root``) absolute.
         ``strict`` makes a source that fails to decode a DataError, now or recorded earlier.
         ``listed_bad`` (the listing's bad entries) only completes the error when none decodes.
         """
-        if not samples:
-            raise DataError("cannot build a decoded cache from zero samples")
-        cache_dir = Path(cache_dir)
-        base = dataset_dir(root).absolute() if root is not None else None
-        records = describe(samples, base)
-        final = cache_dir / cache_key(records, num_frames, size, frame_sampling)
-        if not (final / _INDEX_FILE).is_file():
-            where = Path(root) if root is not None else cache_dir
-            build = (samples, records, num_frames, size, frame_sampling, final, strict, where)
-            cls._build(*build, listed_bad or [])
-        cache = cls(final, base)
+        plan = make_plan(samples, num_frames=num_frames, size=size, cache_dir=cache_dir,
+                         frame_sampling=frame_sampling, root=root, strict=strict,
+                         listed_bad=listed_bad)  # fmt: skip
+        if not (plan.final / _INDEX_FILE).is_file():
+            from text2sign.runtime import threads
+
+            build.ensure(plan, workers=workers or threads.allocation()[0])
+        cache = cls(plan.final, plan.root_dir if root is not None else None)
         if strict and cache.skipped:
             raise DataError(
                 f"{len(cache.skipped)} bad entries in {root}: {format_bad(cache.skipped, 3)}; "
@@ -236,33 +174,30 @@ class DecodedCache:
             )
         return cache
 
-    @staticmethod
-    def _build(samples, records, num_frames, size, sampling, final, strict, root, bad) -> None:
-        cache_dir = final.parent
-        lock = cache_dir / f".{final.name}.lock"
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            lock.touch()
-        except OSError as e:  # e.g. a read-only shared dataset folder holding the default
-            raise DataError(
-                f"cannot write the decoded cache to {cache_dir}: {e.strerror}; "
-                "point data.cache_dir at a writable folder"
-            ) from e
-        with _build_lock(lock):
-            if (final / _INDEX_FILE).is_file():  # another job built it while we waited
-                return
-            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=cache_dir))
-            try:
-                log.info("decoding %d clips into %s", len(records), final)
-                _decode_all(samples, records, num_frames, size, sampling, tmp, strict, root, bad)
-                try:
-                    os.rename(tmp, final)
-                except OSError:
-                    if not (final / _INDEX_FILE).is_file():
-                        raise
-                    # Lost the race to a job on another machine: its cache is the same.
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+
+def make_plan(
+    samples: list[Sample],
+    *,
+    num_frames: int,
+    size: int,
+    cache_dir: str | os.PathLike,
+    frame_sampling: str = "first",
+    root: str | os.PathLike | None = None,
+    strict: bool = False,
+    listed_bad: list[Bad] | None = None,
+) -> build.CachePlan:
+    """Where the cache of ``samples`` at this decoding lives, and what it is built from."""
+    if not samples:
+        raise DataError("cannot build a decoded cache from zero samples")
+    base = dataset_dir(root).absolute() if root is not None else None
+    ordered = sorted(samples, key=lambda s: s.name)
+    records = describe(ordered, base)
+    final = Path(cache_dir) / cache_key(records, num_frames, size, frame_sampling)
+    where = Path(root) if root is not None else Path(cache_dir)
+    return build.CachePlan(final=final, samples=ordered, records=records, num_frames=num_frames,
+                           size=size, sampling=frame_sampling, root=where,
+                           root_dir=base or Path(cache_dir).absolute(), strict=strict,
+                           listed_bad=list(listed_bad or []))  # fmt: skip
 
 
 class VideoTextDataset(Dataset):

@@ -29,6 +29,9 @@ from PIL import Image, ImageSequence
 from text2sign.data.samples import FRAME_SUFFIXES, Sample, kind_of
 
 FRAME_SAMPLING: tuple[str, ...] = ("first", "uniform")
+#: FFmpeg decoding threads per clip (0: FFmpeg's choice, which uses every core of the host; the
+#: parallel decoder's workers set 1, since they are one process per CPU).
+DECODER_THREADS = 0
 _GIF_DEFAULT_MS = 100  # a GIF frame without a duration (browsers show ~10 fps)
 _EPS = 1e-6  # seconds: float rounding of presentation times
 
@@ -125,6 +128,8 @@ def _av_frames(path: Path, kind: str, seek: float) -> Iterator[_Frame]:
         stream = container.streams.video[0]
         if stream.codec_context is None:
             raise BadVideo(f"unsupported codec: FFmpeg has no decoder for {label} stream 0")
+        if DECODER_THREADS:
+            stream.thread_count = DECODER_THREADS
         tb = stream.time_base or Fraction(1, 1)
         origin = stream.start_time or 0
         rate = float(stream.average_rate or stream.guessed_rate or 25)

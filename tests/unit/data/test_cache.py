@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ from tests.unit.data.media import (
     solid_video,
     write,
 )
-from text2sign.data import cache as cache_mod
+from text2sign.data import build as build_mod
+from text2sign.data import video as video_mod
 from text2sign.data.cache import DecodedCache, VideoTextDataset, open_dataset
 from text2sign.data.sources import list_samples
 from text2sign.data.video import load_path
@@ -36,13 +38,13 @@ SIZE = 8
 @pytest.fixture
 def count_builds(monkeypatch):
     calls = []
-    real = cache_mod._decode_all
+    real = build_mod.build_part
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache_mod, "_decode_all", counting)
+    monkeypatch.setattr(build_mod, "build_part", counting)
     return calls
 
 
@@ -179,15 +181,14 @@ def test_other_decoding_settings_use_another_cache(tmp_path, count_builds):
 
 def test_losing_the_rename_race_uses_the_winners_cache(tmp_path, monkeypatch):
     make_folder(tmp_path, kinds=("gif",))
-    real = cache_mod._decode_all
+    real = os.rename
 
-    def build_then_another_job_finishes_first(samples, records, frames, size, sampling, out, *rest):
-        real(samples, records, frames, size, sampling, out, *rest)
-        final = tmp_path / "cache" / cache_mod.cache_key(records, frames, size, sampling)
-        final.mkdir()
-        real(samples, records, frames, size, sampling, final, *rest)
+    def another_job_finishes_first(src, dst):
+        if Path(dst).parent == tmp_path / "cache" and Path(src).name.endswith(".tmp"):
+            shutil.copytree(src, dst)  # the other job's identical cache lands first
+        return real(src, dst)  # ours then fails: the target exists
 
-    monkeypatch.setattr(cache_mod, "_decode_all", build_then_another_job_finishes_first)
+    monkeypatch.setattr(build_mod.os, "rename", another_job_finishes_first)
     assert len(_open(tmp_path)) == 6
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")] == []
 
@@ -198,10 +199,11 @@ def test_failed_build_leaves_no_cache_behind(tmp_path, monkeypatch):
     def failing(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache_mod, "decode_clip", failing)
+    monkeypatch.setattr(video_mod, "decode_clip", failing)
     with pytest.raises(OSError, match="disk full"):
         _open(tmp_path)
-    assert [p for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+    left = [p.relative_to(tmp_path / "cache") for p in (tmp_path / "cache").rglob("*")]
+    assert all(p.name.endswith((".lock", ".parts")) for p in left), left
 
 
 def test_read_only_cache_folder_is_a_one_line_error(tmp_path):
@@ -220,7 +222,7 @@ def test_dataset_items_are_scaled_tensors_and_do_not_decode(tmp_path, monkeypatc
     def no_decoding(*args, **kwargs):
         raise AssertionError("the Dataset must read the cache, not decode")
 
-    monkeypatch.setattr(cache_mod, "decode_clip", no_decoding)
+    monkeypatch.setattr(video_mod, "decode_clip", no_decoding)
     dataset = VideoTextDataset(cache, [1])
     item = dataset[0]
     video = item["video"]
