@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from text2sign import atomic
-from text2sign.metrics.pose_dtw import MISSING_COST, masked_dtw_mje
+from text2sign.metrics.pose_dtw import VARIANT, masked_dtw_mje
 from text2sign.pose import joints as joints_mod
 from text2sign.pose.env import PoseEnv
 from text2sign.pose.extract import ENLARGE_TO, content_key, extract
@@ -27,9 +27,8 @@ from text2sign.pose.extract import ENLARGE_TO, content_key, extract
 SAMPLES_DIR = "eval_samples"
 DESCRIPTION = (
     "estimated: MediaPipe Holistic (model_complexity 1, pose-format), upper body (7 joints) and "
-    f"both hands (21 each) at the model's resolution enlarged to {ENLARGE_TO} px; DTW-MJE in "
-    "reference shoulder widths, a joint missing from a generated frame costs "
-    f"{MISSING_COST:g}"
+    f"both hands (21 each) at the model's resolution enlarged to {ENLARGE_TO} px; DTW-MJE: "
+    + VARIANT
 )
 
 
