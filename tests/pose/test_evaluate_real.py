@@ -37,6 +37,8 @@ def test_evaluation_on_real_people_estimates_keypoints_and_never_samples_twice(t
     assert result["clips"]["names"] == [n for n in result["clips"]["names"] if n.startswith("s")]
     assert m["audit_p"] == {"value": None,
                             "reason": "all 3 clips come from 1 recording: no test across recordings"}  # fmt: skip
+    # the sources are 64 px like the model: native and cached frames are the same, floor 0
+    assert m["dtw_mje_floor"]["value"] == 0.0 and m["dtw_mje_floor_clips"]["value"] == 3.0
     for part in ("body", "left_hand", "right_hand"):
         gap = m[f"detection_gap_{part}"]
         assert gap["value"] is not None and -1.0 <= gap["value"] <= 1.0, part

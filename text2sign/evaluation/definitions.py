@@ -17,6 +17,7 @@ DETECTION = {
     "detection_gap_left_hand": ("gap", "left_hand"),
     "detection_gap_right_hand": ("gap", "right_hand"),
 }
+FLOOR = ("dtw_mje_floor", "dtw_mje_floor_clips")
 
 DEFINITIONS = {
     "eval_clips": "validation clips evaluated: a seeded draw (eval.seed, the same for every run), "
@@ -36,6 +37,11 @@ DEFINITIONS = {
     f"of both, {VARIANT}; keypoints_source says which",
     "dtw_mje_clips": "clips DTW-MJE could score (real data: the others lack a body, shoulders or "
     "keypoints in the reference; see audit.unscorable)",
+    "dtw_mje_floor": "estimator floor: real signers, nDTW-MJE of the references' keypoints at the "
+    "model's resolution vs at native resolution (the source's centre square, same frames), in "
+    "native shoulder widths; synthetic set, the blobs detected in the references vs the exact "
+    "keypoints. The lowest a perfect model could score",
+    "dtw_mje_floor_clips": "clips the floor could score (audit.floor.unscorable says why not)",
     "pose_found_body": "share of generated frames (correct captions) where MediaPipe found the body",
     "pose_found_left_hand": "share of generated frames where MediaPipe found the left hand",
     "pose_found_right_hand": "share of generated frames where MediaPipe found the right hand",

@@ -15,7 +15,7 @@ recordings and signers the numbers rest on.
   from; on real signers, MediaPipe keypoints of samples and references
   (:mod:`text2sign.evaluation.pose_scoring`: the samples are saved, then scored by the pose
   environment; without one, these metrics are N/A with the reason and the samples wait), with
-  the detection gap.
+  the detection gap and the estimator floor (:mod:`text2sign.evaluation.floor`).
 
 Sampling is shared by the job's ranks (:mod:`text2sign.evaluation.inference`): each rank samples its share of
 the clips, for every audit pass, on its own device; rank 0 scores and writes
@@ -39,9 +39,10 @@ from text2sign.data import open_dataset
 from text2sign.data.samples import keypoints_path
 from text2sign.evaluation import audit as audit_mod
 from text2sign.evaluation import clips as clips_mod
+from text2sign.evaluation import floor as floor_mod
 from text2sign.evaluation import pose_scoring
 from text2sign.evaluation.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
-from text2sign.evaluation.definitions import DEFINITIONS, DETECTION
+from text2sign.evaluation.definitions import DEFINITIONS, DETECTION, FLOOR
 from text2sign.evaluation.inference import (
     DeviceReport,
     PeakMemory,
@@ -147,6 +148,9 @@ def evaluate(
     if exact:
         audit_metrics, detail = audit_mod.score(videos, ref_kps, perm, drawn.recordings)
         detail["keypoints"], source = EXACT, "exact"
+        floor = audit_mod.blob_errors({"reference": refs}, ref_kps)["reference"]
+        audit_metrics.update(floor_mod.floor_metrics(floor, {}))
+        detail["floor"] = {"description": EXACT_FLOOR, "per_video": floor}
     else:
         audit_metrics, detail, source = _score_real(run_dir, videos, meta, val.cache, rows, perm,
                                                     drawn.recordings, reuse)  # fmt: skip
@@ -199,6 +203,8 @@ def evaluate(
 
 
 EXACT = "exact: the synthetic set's blob keypoints, detected by colour in the generated frames"
+EXACT_FLOOR = ("DTW-MJE of the blobs detected in the reference frames against the exact keypoints "
+               "they were drawn from: the lowest a perfect model could score")  # fmt: skip
 
 
 def _score_real(
@@ -212,18 +218,24 @@ def _score_real(
     reused: bool,
 ) -> tuple[dict[str, Metric], dict[str, Any], str]:
     """Real signers: save the samples (unless they are the saved ones), then MediaPipe keypoints
-    of samples and references (cached clips ``rows``) and the detection gap."""
+    of samples and references (cached clips ``rows``), the detection gap and the floor."""
     if not reused:
         pose_scoring.save_samples(run_dir, videos, meta)
     env = pose_env.find()
     if not env.ok:
-        na = {k: Metric.na(env.reason) for k in (*audit_mod.KEYS, *DETECTION)}
+        na = {k: Metric.na(env.reason) for k in (*audit_mod.KEYS, *DETECTION, *FLOOR)}
         return na, {"keypoints": f"none: {env.reason}"}, "none"
     refs_npy = cache.path / "videos.npy"
     workers = threads.allocation()[0]
-    errors, detail, _ = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
+    errors, detail, ref_joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
                                                           workers=workers)  # fmt: skip
     metrics, audit_detail = pose_scoring.pose_metrics(errors, detail, perm, recordings)
+    native, info = floor_mod.native_joints(cache, rows, pose_scoring.keypoints_dir(refs_npy), env,
+                                           workers=workers)  # fmt: skip
+    floor, unscorable = floor_mod.floor_errors(ref_joints, native)
+    metrics.update(floor_mod.floor_metrics(floor, unscorable))
+    detail["floor"] = {"description": floor_mod.DESCRIPTION, "per_video": floor,
+                       "unscorable": unscorable, **info}  # fmt: skip
     return metrics, {**audit_detail, **detail}, "estimated"
 
 
