@@ -230,8 +230,14 @@ def _score_real(
     errors, detail, ref_joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
                                                           workers=workers)  # fmt: skip
     metrics, audit_detail = pose_scoring.pose_metrics(errors, detail, perm, recordings)
-    native, info = floor_mod.native_joints(cache, rows, pose_scoring.keypoints_dir(refs_npy), env,
-                                           workers=workers)  # fmt: skip
+    try:  # the floor is context: a source that cannot be read again makes it N/A, not the run
+        native, info = floor_mod.native_joints(cache, rows, pose_scoring.keypoints_dir(refs_npy),
+                                               env, workers=workers)  # fmt: skip
+    except Exception as e:  # any failure of decoding or estimation: the reason
+        why = f"estimator floor failed: {type(e).__name__}: {e}"
+        metrics.update({k: Metric.na(why) for k in FLOOR})
+        detail["floor"] = {"description": floor_mod.DESCRIPTION, "error": why}
+        return metrics, {**audit_detail, **detail}, "estimated"
     floor, unscorable = floor_mod.floor_errors(ref_joints, native)
     metrics.update(floor_mod.floor_metrics(floor, unscorable))
     detail["floor"] = {"description": floor_mod.DESCRIPTION, "per_video": floor,
@@ -241,7 +247,10 @@ def _score_real(
 
 def format_metrics(result: dict[str, Any]) -> str:
     """One line per metric: value, or N/A (reason)."""
-    lines = [f"weights: {result['weights']}, {result['num_videos']} videos, seed {result['seed']}"]
+    c = result.get("clips") or {}
+    drawn = f" from {c['recordings']} recordings of {c['signers']} signers" if c else ""
+    lines = [f"weights: {result['weights']}, {result['num_videos']} videos{drawn}, "
+             f"seed {result['seed']}"]  # fmt: skip
     for key, m in result["metrics"].items():
         shown = f"{m['value']:.6g}" if m["value"] is not None else f"N/A ({m['reason']})"
         lines.append(f"  {key:28s} {shown}")
