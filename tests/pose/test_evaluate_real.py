@@ -30,6 +30,18 @@ def test_evaluation_on_real_people_estimates_keypoints_and_never_samples_twice(t
     for key in ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "pose_found_body"):
         assert m[key]["value"] is not None or m[key]["reason"], key  # measured, or N/A with why
     assert m["dtw_mje_clips"]["value"] == 3.0
+    # what the numbers rest on: val holds 1 of the 3 signers (its recording): no test across
+    # recordings, and the reason says so
+    assert (m["eval_clips"]["value"], m["eval_recordings"]["value"], m["eval_signers"]["value"]) \
+        == (3.0, 1.0, 1.0)  # fmt: skip
+    assert result["clips"]["names"] == [n for n in result["clips"]["names"] if n.startswith("s")]
+    assert m["audit_p"] == {"value": None,
+                            "reason": "all 3 clips come from 1 recording: no test across recordings"}  # fmt: skip
+    # the sources are 64 px like the model: native and cached frames are the same, floor 0
+    assert m["dtw_mje_floor"]["value"] == 0.0 and m["dtw_mje_floor_clips"]["value"] == 3.0
+    for part in ("body", "left_hand", "right_hand"):
+        gap = m[f"detection_gap_{part}"]
+        assert gap["value"] is not None and -1.0 <= gap["value"] <= 1.0, part
     samples = run / "eval_samples" / "videos.npy"
     assert samples.is_file() and len(list((run / "eval_samples" / "keypoints").glob("*.pose")))
     before = samples.stat().st_mtime_ns

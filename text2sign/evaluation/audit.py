@@ -2,8 +2,10 @@
 
 The same noise is sampled with the correct captions, with shuffled captions (every clip gets
 another clip's caption) and with the empty caption. If the model uses the text, wrong captions
-move the detected hands away from the reference: gap = DTW-MJE(shuffled) − DTW-MJE(correct) > 0,
-with a one-sided paired Wilcoxon test over the clips.
+move the detected hands away from the reference: gap = DTW-MJE(shuffled) − DTW-MJE(correct) > 0.
+Clips cut from one recording are not independent, so the test is over recordings: the mean gap of
+each recording's clips, then an exact one-sided sign-flip permutation test over those means
+(:func:`text2sign.metrics.stats.clustered_sign_flip`); with one recording there is no test.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy as np
 from text2sign.data.synth import BLOB_COLOURS, KEYPOINT_NAMES
 from text2sign.metrics.keypoints import detect_blobs, dtw_mje, fill_missing
 from text2sign.metrics.result import Metric
-from text2sign.metrics.stats import paired_test
+from text2sign.metrics.stats import clustered_sign_flip
 
-KEYS = ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "audit_gap", "audit_p")
+KEYS = ("dtw_mje", "dtw_mje_shuffled", "dtw_mje_empty", "audit_gap", "audit_p", "audit_recordings")
 
 
 def mean_metric(values: list[float], what: str) -> Metric:
@@ -49,13 +51,16 @@ def conditions(captions: list[str], seed: int) -> tuple[dict[str, list[str]], li
 
 
 def summarise(
-    errors: dict[str, list[float]], perm: list[int]
+    errors: dict[str, list[float]], perm: list[int], clusters: list[str]
 ) -> tuple[dict[str, Metric], dict[str, Any]]:
     """The audit's metrics from per-clip DTW-MJE of each pass (NaN: a clip that could not be
-    scored, left out of its pass's mean and of the paired test, which counts the pairs it used)."""
-    pairs = [(c, s) for c, s in zip(errors["correct"], errors["shuffled"], strict=True)
-             if np.isfinite(c) and np.isfinite(s)]  # fmt: skip
-    test = paired_test([c for c, _ in pairs], [s for _, s in pairs])
+    scored, left out of its pass's mean and of the test) and each clip's recording (cluster).
+
+    ``audit_gap`` is the mean over recordings of each recording's mean (shuffled − correct), the
+    statistic ``audit_p`` tests; ``audit_recordings`` counts the recordings the test rests on."""
+    scored = [(s - c, k) for c, s, k in zip(errors["correct"], errors["shuffled"], clusters,
+                                            strict=True) if np.isfinite(c) and np.isfinite(s)]  # fmt: skip
+    test = clustered_sign_flip([d for d, _ in scored], [k for _, k in scored])
     metrics = {
         "dtw_mje": mean_metric(errors["correct"], "DTW-MJE"),
         "dtw_mje_shuffled": mean_metric(errors["shuffled"], "DTW-MJE"),
@@ -65,11 +70,12 @@ def summarise(
         metrics["audit_gap"] = Metric.na(str(test["reason"]))
     else:
         metrics["audit_gap"] = Metric.of(float(test["mean_diff"]))
-    p = test["wilcoxon_p"]
-    metrics["audit_p"] = (
-        Metric.of(float(p)) if p is not None else Metric.na(str(test["reason"]) or "no p-value")
-    )
-    return metrics, {"per_video": errors, "paired_test": test, "permutation": perm}
+    p = test["p"]
+    metrics["audit_p"] = Metric.of(float(p)) if p is not None else Metric.na(str(test["reason"]))
+    metrics["audit_recordings"] = Metric.of(float(test["n_clusters"]))
+    detail = {"per_video": errors, "recordings": clusters, "clustered_test": test,
+              "permutation": perm}  # fmt: skip
+    return metrics, detail
 
 
 def blob_errors(videos: dict[str, np.ndarray], ref_kps: list[np.ndarray]) -> dict[str, list[float]]:
@@ -83,10 +89,10 @@ def blob_errors(videos: dict[str, np.ndarray], ref_kps: list[np.ndarray]) -> dic
 
 
 def score(
-    videos: dict[str, np.ndarray], ref_kps: list[np.ndarray], perm: list[int]
+    videos: dict[str, np.ndarray], ref_kps: list[np.ndarray], perm: list[int], clusters: list[str]
 ) -> tuple[dict[str, Metric], dict[str, Any]]:
     """The synthetic set's audit: blob keypoints of every pass against the exact ones."""
-    return summarise(blob_errors(videos, ref_kps), perm)
+    return summarise(blob_errors(videos, ref_kps), perm, clusters)
 
 
 def audit(
@@ -94,13 +100,15 @@ def audit(
     captions: list[str],
     ref_kps: list[np.ndarray],
     seed: int,
+    clusters: list[str],
 ) -> tuple[dict[str, Metric], dict[str, Any], np.ndarray]:
     """The whole audit in one process: ``sample_fn(captions) -> uint8 (N, T, H, W, 3)``.
 
     ``sample_fn`` must start from the same noise on every call, so the three passes differ only
-    in the caption. Returns the metrics, per-clip detail and the correct-caption videos.
+    in the caption; ``clusters``: each clip's recording. Returns the metrics, per-clip detail and
+    the correct-caption videos.
     """
     passes, perm = conditions(captions, seed)
     videos = {name: sample_fn(caps) for name, caps in passes.items()}
-    metrics, detail = score(videos, ref_kps, perm)
+    metrics, detail = score(videos, ref_kps, perm, clusters)
     return metrics, detail, videos["correct"]

@@ -1,7 +1,9 @@
 """``python -m text2sign evaluate --run-dir DIR``: every number measured, or N/A with the reason.
 
-Samples one video per validation clip (DDIM, fixed seed, EMA weights when EMA is on) and compares
-it with that clip's reference video:
+Samples one video per evaluated clip (DDIM, fixed seed, EMA weights when EMA is on) and compares
+it with that clip's reference video. The clips are a seeded draw from the validation split,
+stratified over recordings (:mod:`text2sign.evaluation.clips`); the result says how many clips,
+recordings and signers the numbers rest on.
 
 * inference: median seconds per video (after a warm-up) and peak memory, on the device that
   sampled, named in the result;
@@ -12,7 +14,8 @@ it with that clip's reference video:
   keypoints: on the synthetic set, the detected hand blobs against the exact keypoints it was drawn
   from; on real signers, MediaPipe keypoints of samples and references
   (:mod:`text2sign.evaluation.pose_scoring`: the samples are saved, then scored by the pose
-  environment; without one, these metrics are N/A with the reason and the samples wait).
+  environment; without one, these metrics are N/A with the reason and the samples wait), with
+  the detection gap and the estimator floor (:mod:`text2sign.evaluation.floor`).
 
 Sampling is shared by the job's ranks (:mod:`text2sign.evaluation.inference`): each rank samples its share of
 the clips, for every audit pass, on its own device; rank 0 scores and writes
@@ -35,8 +38,11 @@ from text2sign.config import Config
 from text2sign.data import open_dataset
 from text2sign.data.samples import keypoints_path
 from text2sign.evaluation import audit as audit_mod
+from text2sign.evaluation import clips as clips_mod
+from text2sign.evaluation import floor as floor_mod
 from text2sign.evaluation import pose_scoring
 from text2sign.evaluation.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
+from text2sign.evaluation.definitions import DEFINITIONS, DETECTION, FLOOR
 from text2sign.evaluation.inference import (
     DeviceReport,
     PeakMemory,
@@ -97,10 +103,12 @@ def evaluate(
     n = min(num_videos or ev.num_videos, len(val))
     if n == 0:
         raise ValueError(f"{run_dir}: the validation split is empty (data.val_fraction)")
-    items = [val[i] for i in range(n)]
+    drawn = clips_mod.draw(val, n, ev.seed)  # the same clips on every rank and every run
+    items = [val[i] for i in drawn.positions]
+    rows = [val.indices[i] for i in drawn.positions]  # the clips' rows in the decoded cache
     captions = [it["caption"] for it in items]
     noise = initial_noise(cfg, n, ev.seed)  # (N, T, C, H, W): clip i's noise on every rank
-    ref_kps = [_reference_keypoints(val.cache, val.indices[i]) for i in range(n)]
+    ref_kps = [_reference_keypoints(val.cache, j) for j in rows]
 
     exact = all(k is not None for k in ref_kps)  # the synthetic set: exact keypoints
     passes, perm = audit_mod.conditions(captions, ev.seed)  # real data: estimated keypoints
@@ -137,12 +145,18 @@ def evaluate(
         [((it["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for it in items]
     )
     if exact:
-        audit_metrics, detail = audit_mod.score(videos, ref_kps, perm)
+        audit_metrics, detail = audit_mod.score(videos, ref_kps, perm, drawn.recordings)
         detail["keypoints"], source = EXACT, "exact"
+        floor = audit_mod.blob_errors({"reference": refs}, ref_kps)["reference"]
+        audit_metrics.update(floor_mod.floor_metrics(floor, {}))
+        detail["floor"] = {"description": EXACT_FLOOR, "per_video": floor}
     else:
-        audit_metrics, detail, source = _score_real(run_dir, videos, meta, val, perm, reuse)
+        audit_metrics, detail, source = _score_real(run_dir, videos, meta, val.cache, rows, perm,
+                                                    drawn.recordings, reuse)  # fmt: skip
     fakes = videos["correct"]
-    metrics: dict[str, Metric] = {}
+    metrics: dict[str, Metric] = {
+        f"eval_{k}": Metric.of(float(v)) for k, v in drawn.counts.items()
+    }  # eval_clips, eval_recordings, eval_signers: what every number below rests on
     metrics["psnr"] = mean_metric([psnr(f, r) for f, r in zip(fakes, refs, strict=True)], "PSNR")
     metrics["ssim"] = mean_metric([ssim(f, r) for f, r in zip(fakes, refs, strict=True)], "SSIM")
     temporal = [temporal_consistency(f) for f in fakes]
@@ -166,6 +180,7 @@ def evaluate(
         "samples_reused": reuse,
         "num_videos": n,
         "seed": ev.seed,
+        "clips": drawn.to_json(ev.seed),
         "sample_steps": cfg.diffusion.sample_steps,
         "guidance_scale": cfg.diffusion.guidance_scale,
         "inference_peak_memory_kind": top.peak_kind,
@@ -177,91 +192,64 @@ def evaluate(
         "definitions": DEFINITIONS,
     }
     atomic.write_json(run_dir / EVAL_JSON, result)
-    rows = ["metric,value,reason"] + [
+    lines = ["metric,value,reason"] + [
         f'{k},{"" if m.value is None else m.value},"{m.reason}"' for k, m in metrics.items()
     ]
-    rows += [f"{k},{v}," for k, v in counts.items()]
-    rows += [f'inference_device,,"{result["inference_device"]}"']
-    atomic.write_text(run_dir / EVAL_CSV, "\n".join(rows) + "\n")
+    lines += [f"{k},{v}," for k, v in counts.items()]
+    lines += [f'inference_device,,"{result["inference_device"]}"']
+    atomic.write_text(run_dir / EVAL_CSV, "\n".join(lines) + "\n")
     return result
 
 
 EXACT = "exact: the synthetic set's blob keypoints, detected by colour in the generated frames"
+EXACT_FLOOR = ("DTW-MJE of the blobs detected in the reference frames against the exact keypoints "
+               "they were drawn from: the lowest a perfect model could score")  # fmt: skip
 
 
 def _score_real(
     run_dir: Path,
     videos: dict[str, np.ndarray],
     meta: dict[str, Any],
-    val: Any,
+    cache: Any,
+    rows: list[int],
     perm: list[int],
+    recordings: list[str],
     reused: bool,
 ) -> tuple[dict[str, Metric], dict[str, Any], str]:
     """Real signers: save the samples (unless they are the saved ones), then MediaPipe keypoints
-    of samples and references."""
+    of samples and references (cached clips ``rows``), the detection gap and the floor."""
     if not reused:
         pose_scoring.save_samples(run_dir, videos, meta)
     env = pose_env.find()
     if not env.ok:
-        na = {k: Metric.na(env.reason) for k in (*audit_mod.KEYS, *DETECTION)}
+        na = {k: Metric.na(env.reason) for k in (*audit_mod.KEYS, *DETECTION, *FLOOR)}
         return na, {"keypoints": f"none: {env.reason}"}, "none"
-    refs = val.cache.path / "videos.npy"
-    errors, detail = pose_scoring.pose_errors(
-        run_dir, videos, refs, val.indices[: meta["num_videos"]], env,
-        workers=threads.allocation()[0],
-    )  # fmt: skip
-    metrics, audit_detail = audit_mod.summarise(errors, perm)
-    for key, (side, part) in DETECTION.items():
-        rate = detail[f"detection_{side}"][part]
-        metrics[key] = Metric.of(rate) if rate is not None else Metric.na("no keypoints read")
-    metrics["dtw_mje_clips"] = Metric.of(float(np.isfinite(errors["correct"]).sum()))
+    refs_npy = cache.path / "videos.npy"
+    workers = threads.allocation()[0]
+    errors, detail, ref_joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
+                                                          workers=workers)  # fmt: skip
+    metrics, audit_detail = pose_scoring.pose_metrics(errors, detail, perm, recordings)
+    try:  # the floor is context: a source that cannot be read again makes it N/A, not the run
+        native, info = floor_mod.native_joints(cache, rows, pose_scoring.keypoints_dir(refs_npy),
+                                               env, workers=workers)  # fmt: skip
+    except Exception as e:  # any failure of decoding or estimation: the reason
+        why = f"estimator floor failed: {type(e).__name__}: {e}"
+        metrics.update({k: Metric.na(why) for k in FLOOR})
+        detail["floor"] = {"description": floor_mod.DESCRIPTION, "error": why}
+        return metrics, {**audit_detail, **detail}, "estimated"
+    floor, unscorable = floor_mod.floor_errors(ref_joints, native)
+    metrics.update(floor_mod.floor_metrics(floor, unscorable))
+    detail["floor"] = {"description": floor_mod.DESCRIPTION, "per_video": floor,
+                       "unscorable": unscorable, **info}  # fmt: skip
     return metrics, {**audit_detail, **detail}, "estimated"
-
-
-# metric → (which videos, which part): the share of frames in which the estimator found it
-DETECTION = {
-    "pose_found_body": ("generated", "body"),
-    "pose_found_left_hand": ("generated", "left_hand"),
-    "pose_found_right_hand": ("generated", "right_hand"),
-    "reference_pose_found_body": ("reference", "body"),
-    "reference_pose_found_left_hand": ("reference", "left_hand"),
-    "reference_pose_found_right_hand": ("reference", "right_hand"),
-}
-
-
-DEFINITIONS = {
-    "psnr": "mean over videos of PSNR (dB, uint8 range) between the generated and reference video",
-    "ssim": "mean over videos of SSIM (Gaussian 11x11, sigma 1.5; mean over frames and channels)",
-    "temporal_cos": "mean cosine similarity of consecutive generated frames (pixels scaled to [-1, 1])",
-    "temporal_l1": "mean absolute difference of consecutive generated frames (0-255 units)",
-    "reference_temporal_cos": "temporal_cos of the reference videos, for context",
-    "fvd": "Frechet distance of I3D features (StyleGAN-V torchscript), reference vs generated",
-    "lpips": "mean LPIPS (AlexNet) over paired frames resized to 64 px",
-    "dtw_mje": "DTW mean joint error of the generated keypoints vs the reference's: synthetic set, "
-    "blob centres vs the exact keypoints (fraction of the frame); real signers, MediaPipe upper "
-    "body + hands of both (reference shoulder widths); keypoints_source says which",
-    "dtw_mje_clips": "clips DTW-MJE could score (real data: the others lack reference shoulders "
-    "or keypoints; see audit.unscorable)",
-    "pose_found_body": "share of generated frames (correct captions) where MediaPipe found the body",
-    "pose_found_left_hand": "share of generated frames where MediaPipe found the left hand",
-    "pose_found_right_hand": "share of generated frames where MediaPipe found the right hand",
-    "reference_pose_found_body": "share of reference frames where MediaPipe found the body",
-    "reference_pose_found_left_hand": "share of reference frames where it found the left hand",
-    "reference_pose_found_right_hand": "share of reference frames where it found the right hand",
-    "dtw_mje_shuffled": "dtw_mje when each clip is sampled with another clip's caption (same noise)",
-    "dtw_mje_empty": "dtw_mje when every clip is sampled with the empty caption (same noise)",
-    "audit_gap": "mean over clips of dtw_mje_shuffled - dtw_mje (> 0: the caption drives the motion)",
-    "audit_p": "one-sided paired Wilcoxon signed-rank p-value of shuffled > correct",
-    "inference_s_per_video": "median seconds to sample one video on the job's device (after one "
-    "warm-up; pooled over the ranks, each timing its own device)",
-    "inference_peak_memory_bytes": "peak CUDA allocation, or process RSS on CPU, while sampling: "
-    "the largest over the ranks (inference_device names it)",
-}
 
 
 def format_metrics(result: dict[str, Any]) -> str:
     """One line per metric: value, or N/A (reason)."""
-    lines = [f"weights: {result['weights']}, {result['num_videos']} videos, seed {result['seed']}"]
+    c = result.get("clips") or {}
+    drawn = f" from {c['recordings']} recordings of {c['signers']} signers" if c else ""
+    lines = [f"weights: {result['weights']}, {result['num_videos']} videos{drawn}, "
+             f"seed {result['seed']}"]  # fmt: skip
     for key, m in result["metrics"].items():
         shown = f"{m['value']:.6g}" if m["value"] is not None else f"N/A ({m['reason']})"
         lines.append(f"  {key:28s} {shown}")

@@ -16,10 +16,11 @@ from text2sign.metrics.image import psnr, ssim, temporal_consistency
 from text2sign.metrics.keypoints import detect_blobs, dtw, dtw_mje, fill_missing
 from text2sign.metrics.lpips_metric import lpips_distance
 from text2sign.metrics.result import Metric
-from text2sign.metrics.stats import paired_test
+from text2sign.metrics.stats import clustered_sign_flip
 
 __all__ = [
     "Metric",
+    "clustered_sign_flip",
     "detect_blobs",
     "dtw",
     "dtw_mje",
@@ -30,7 +31,6 @@ __all__ = [
     "i3d_features",
     "load_i3d",
     "lpips_distance",
-    "paired_test",
     "preprocess_for_i3d",
     "psnr",
     "ssim",

@@ -34,6 +34,7 @@ from text2sign.metrics.stats import MIN_PAIRS, holm, paired_t_p, sign_flip_p
 from text2sign.study.metric_specs import (
     AUDIT_ALPHA,
     AUDIT_P,
+    BASIS,
     EVAL_METRICS,
     HEADLINE,
     SUMMARY_METRICS,
@@ -123,13 +124,50 @@ def _values(runs: list[RunRecord], key: str, source: str) -> tuple[dict[str, flo
 
 
 def _audit_seeds(runs: list[RunRecord]) -> dict[str, Any]:
-    """The conditioning audit per seed: how many seeds separate at p < 0.05, and every p."""
+    """The conditioning audit per seed: how many seeds separate at p < 0.05, every p, and why
+    the seeds without a p have none (e.g. all clips from one recording)."""
     ps = [float(r.evaluation[AUDIT_P]) for r in runs if _finite(r.evaluation.get(AUDIT_P))]
+    why = [r.eval_reasons[AUDIT_P] for r in runs if AUDIT_P in r.eval_reasons]
     return {
         "audit_seeds_significant": sum(p < AUDIT_ALPHA for p in ps),
         "audit_seeds_tested": len(ps),
         "audit_p_values": "; ".join(f"{p:.3g}" for p in ps),
+        "audit_note": "; ".join(dict.fromkeys(why)),
     }
+
+
+def _count(n: float, what: str) -> str:
+    return f"{int(n)} {what}" + ("" if int(n) == 1 else "s")
+
+
+def basis(r: RunRecord) -> str:
+    """What one run's evaluation rests on: ``32 clips, 12 recordings, 3 signers`` (and where a
+    number rests on fewer: DTW-MJE's scorable clips, the floor's, the audit test's recordings)."""
+    e = {k: v for k, v in r.evaluation.items() if _finite(v)}
+    if "eval_clips" not in e:
+        n = r.num_videos
+        return f"{_count(n, 'clip')} (recordings and signers not recorded)" if n else ""
+    named = (("eval_clips", "clip"), ("eval_recordings", "recording"), ("eval_signers", "signer"))
+    text = ", ".join(_count(e[k], what) for k, what in named if k in e)
+    clips, recordings = e["eval_clips"], e.get("eval_recordings")
+    if e.get("dtw_mje_clips", clips) < clips:
+        text += f"; DTW-MJE on {_count(e['dtw_mje_clips'], 'clip')}"
+    if e.get("dtw_mje_floor_clips", clips) < clips:
+        text += f"; floor on {_count(e['dtw_mje_floor_clips'], 'clip')}"
+    if e.get("audit_recordings", recordings) != recordings:
+        text += f"; audit test over {_count(e['audit_recordings'], 'recording')}"
+    return text
+
+
+def evaluated_on(runs: list[RunRecord]) -> str:
+    """:func:`basis` over a point's runs: one text, or each distinct one with its seeds."""
+    texts: dict[str, list[str]] = {}
+    for r in runs:
+        if b := basis(r):
+            texts.setdefault(b, []).append(r.seed)
+    if len(texts) <= 1:
+        return next(iter(texts), "")
+    return " / ".join(f"{t} ({', '.join(seeds)})" for t, seeds in texts.items())
 
 
 def metric_sources(records: list[RunRecord]) -> list[tuple[str, str]]:
@@ -139,7 +177,7 @@ def metric_sources(records: list[RunRecord]) -> list[tuple[str, str]]:
     keys = [(k, "summary") for k in SUMMARY_METRICS]
     keys += [(k, "evaluation") for k in EVAL_METRICS if k in evaluated]
     keys += [(k, "evaluation") for k in sorted(evaluated)
-             if k not in EVAL_METRICS | SUMMARY_METRICS and k != AUDIT_P]  # fmt: skip
+             if k not in EVAL_METRICS | SUMMARY_METRICS and k != AUDIT_P and k not in BASIS]  # fmt: skip
     return keys
 
 
@@ -169,6 +207,7 @@ def comparison_table(study: Study) -> pd.DataFrame:
             ),  # fmt: skip
             "weights": _weights(done[v]) or _weights(by_point[v]),
             "keypoints": _keypoints(done[v]),
+            "evaluated_on": evaluated_on(done[v]),
             **_audit_seeds(done[v]),
         }
     for key, source in metric_sources([r for runs in done.values() for r in runs]):
@@ -212,8 +251,8 @@ def holm_family(row: pd.Series, keys: Iterable[str]) -> list[str]:
 def long_table(study: Study) -> pd.DataFrame:
     """One row per run × metric (:data:`LONG_COLUMNS`): the value, or NaN and the reason."""
     rows = []
-    keys = metric_sources(study.records) + ([(AUDIT_P, "evaluation")] if any(
-        AUDIT_P in r.evaluation for r in study.records) else [])  # fmt: skip
+    keys = metric_sources(study.records) + [(k, "evaluation") for k in (AUDIT_P, *BASIS)
+                                            if any(k in r.evaluation for r in study.records)]  # fmt: skip
     for r in study.records:
         base = {"study": study.name, "point": r.variant,
                 "base_variant": study.base_variant.get(r.variant, r.variant), "seed": r.seed_number,

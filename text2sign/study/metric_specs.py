@@ -48,15 +48,23 @@ EVAL_METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     _m("fvd", "FVD", "FVD", "lower"),
     _m("lpips", "LPIPS", "LPIPS", "lower"),
     _m("dtw_mje", "DTW-MJE", "DTW-MJE", "lower"),
+    _m("dtw_mje_floor", "DTW-MJE floor (estimator)", "DTW-MJE floor"),
     _m("dtw_mje_shuffled", "DTW-MJE shuffled captions", "DTW-MJE (shuffled)", "lower"),
     _m("dtw_mje_empty", "DTW-MJE empty caption", "DTW-MJE (empty)", "lower"),
     _m("audit_gap", "audit gap", "Audit gap", "higher"),
+    _m("detection_gap_body", "detection gap body (ref − gen)", "Detection gap body"),
+    _m("detection_gap_left_hand", "detection gap left hand", "Detection gap left hand"),
+    _m("detection_gap_right_hand", "detection gap right hand", "Detection gap right hand"),
     _m("inference_s_per_video", "inference s/video", "Inference s/video", "lower"),
     _m("inference_peak_memory_bytes", "inference peak memory (MiB)", "Inference memory (MiB)",
        "lower", MIB),
 )}  # fmt: skip
 # Per-seed p-values are never averaged: the audit is summarised as "k of n seeds with p < 0.05".
 AUDIT_P, AUDIT_ALPHA = "audit_p", 0.05
+# What each evaluation rests on (counts, not measurements): never averaged or tested, shown as
+# one "evaluated on" column ("32 clips, 12 recordings, 3 signers").
+BASIS = ("eval_clips", "eval_recordings", "eval_signers", "dtw_mje_clips", "dtw_mje_floor_clips",
+         "audit_recordings")  # fmt: skip
 # The metrics of the Δ/p table, the LaTeX table and the findings (when the study has them); they
 # are the family of Holm's correction in each comparison.
 HEADLINE = ("final_loss", "dtw_mje", "audit_gap", "psnr", "ssim", "fvd")

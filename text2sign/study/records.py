@@ -37,6 +37,7 @@ class RunRecord:
     eval_reasons: dict[str, str] = field(default_factory=dict)  # metric → why it is N/A
     eval_problem: str = ""  # why evaluation_metrics.json gave nothing ("" when it was read)
     inference_device: str = ""  # the device that sampled the evaluation ("" before issue 9)
+    num_videos: int | None = None  # clips evaluated (evaluation_metrics.json), None when unknown
     weights: str = ""  # "ema" | "raw" | "" (unknown): evaluation_metrics.json, else samples
     keypoints: str = ""  # "exact" (synthetic) | "estimated" (MediaPipe) | "none" | "" (unknown)
     samples: dict[str, Any] = field(default_factory=dict)  # samples/index.json
@@ -97,6 +98,8 @@ def _read_evaluation(rec: RunRecord) -> None:
         if not ok:
             rec.eval_reasons[key] = str(entry.get("reason") or "no value")
     rec.weights = str(ev.get("weights") or "")
+    n = ev.get("num_videos")
+    rec.num_videos = n if isinstance(n, int) and not isinstance(n, bool) else None
     # Before keypoints_source existed only the synthetic set had DTW-MJE and the audit: exact.
     older = any(rec.evaluation.get(k) is not None for k in ("dtw_mje", "audit_gap"))
     rec.keypoints = str(ev.get("keypoints_source") or ("exact" if older else ""))

@@ -22,7 +22,7 @@ from text2sign.metrics.stats import MIN_PAIRS
 from text2sign.study.comparison import holm_family, no_test_note
 from text2sign.study.metric_specs import ALPHA, HEADLINE, SUMMARY_METRICS, metric, metric_keys
 from text2sign.study.records import RunRecord, Study
-from text2sign.study.tables import fmt_num, fmt_weights, reference_line
+from text2sign.study.tables import basis_sentence, fmt_num, fmt_weights, reference_line
 
 log = logging.getLogger("text2sign")
 
@@ -57,6 +57,23 @@ def keypoints_note(df) -> list[str]:
         return []
     parts = [f"{KEYPOINTS.get(k, k)} ({', '.join(v)})" for k, v in sorted(kinds.items())]
     return ["DTW-MJE and the conditioning audit compare " + "; ".join(parts) + ".\n"]
+
+
+def evaluation_note(df: pd.DataFrame) -> list[str]:
+    """What the evaluation numbers rest on, how the audit is tested, what the floor means."""
+    out = []
+    if basis := basis_sentence(df):
+        out.append(f"{basis} The evaluated clips are a seeded draw from the validation split, "
+                   "stratified over recordings, the same for every run; the conditioning audit's "
+                   "p-value is an exact one-sided sign-flip test over recordings (the clips of a "
+                   "recording averaged first), so it rests on the recordings, not the clips.\n")  # fmt: skip
+    if "dtw_mje_floor_mean" in df and (df["dtw_mje_floor_n"] > 0).any():
+        out.append("DTW-MJE floor: the references' keypoints at the model's resolution against "
+                   "the same clips at the source's resolution (synthetic set: the blobs found in "
+                   "the references against the exact keypoints), the lowest DTW-MJE a perfect "
+                   "model could score; DTW-MJE differences below it are below what the estimator "
+                   "resolves at this frame size.\n")  # fmt: skip
+    return out
 
 
 def _mean_std(r: pd.Series, key: str) -> str:
@@ -333,6 +350,7 @@ def write_report(
         "study cannot tell, not that there is no effect.\n".replace("%", " %"),
         *[p + "\n" for p in findings(df, study.reference)],
         *keypoints_note(df),
+        *evaluation_note(df),
         *extra,
         "## Runs\n",
         "| variant | seed | state | cost | evaluated on | note |\n|---|---|---|---|---|---|\n"

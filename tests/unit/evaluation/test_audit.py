@@ -1,7 +1,7 @@
 """The conditioning audit measures whether the caption drives the video, in both directions.
 
 * A stand-in "perfect model" that returns each caption's reference clip shows a large gap with a
-  significant paired test: wrong captions put the hands elsewhere.
+  significant test over recordings: wrong captions put the hands elsewhere.
 * The real DiT with its caption path cut (text projections zeroed) shows no gap at all: the
   earlier project's text-blind model could not have passed this audit.
 """
@@ -16,6 +16,7 @@ import torch
 
 from text2sign.config import load_config
 from text2sign.data import generate, open_dataset
+from text2sign.evaluation.clips import draw
 from text2sign.evaluation.evaluate import audit
 from text2sign.evaluation.sampling import make_diffusion, sample_videos
 from text2sign.models.build import build_model
@@ -24,9 +25,10 @@ from text2sign.models.build import build_model
 @pytest.fixture(scope="module")
 def val_clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
-    generate(root, 96, frames=8, size=32, seed=0)
-    _, val = open_dataset(root, num_frames=8, size=16, val_fraction=0.2)
-    items = [val[i] for i in range(12)]
+    generate(root, 96, frames=8, size=32, seed=0, num_signers=12)
+    _, val = open_dataset(root, num_frames=8, size=16, val_fraction=0.5)  # 6 signers
+    drawn = draw(val, 12, seed=0)  # 2 clips from each of the 6 signers (their recordings)
+    items = [val[i] for i in drawn.positions]
     videos = np.stack(
         [((it["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for it in items]
     )
@@ -34,11 +36,11 @@ def val_clips(tmp_path_factory):
         np.asarray(json.loads((root / f"{it['name']}.keypoints.json").read_text())["xy"])
         for it in items
     ]
-    return root, [it["caption"] for it in items], videos, kps
+    return root, [it["caption"] for it in items], videos, kps, drawn.recordings
 
 
 def test_a_model_that_follows_the_caption_shows_a_significant_gap(val_clips):
-    _, captions, videos, kps = val_clips
+    _, captions, videos, kps, recordings = val_clips
     assert len(set(captions)) == len(captions)
     by_caption = dict(zip(captions, videos, strict=True))
     blank = np.full_like(videos[0], videos[0].reshape(-1, 3).min(0))  # background only
@@ -46,15 +48,18 @@ def test_a_model_that_follows_the_caption_shows_a_significant_gap(val_clips):
     def perfect_model(caps: list[str]) -> np.ndarray:  # stand-in: the reference clip of a caption
         return np.stack([by_caption.get(c, blank) for c in caps])
 
-    metrics, detail, _ = audit(perfect_model, captions, kps, seed=0)
+    metrics, detail, _ = audit(perfect_model, captions, kps, seed=0, clusters=recordings)
     assert metrics["dtw_mje"].value < 0.02  # the detector finds the true hands
-    assert metrics["audit_gap"].value > 0.05 and metrics["audit_p"].value < 0.01
+    # every recording worse shuffled: the exact one-sided p over 6 recordings is 2^-6
+    assert metrics["audit_gap"].value > 0.05 and metrics["audit_p"].value == 1 / 64
+    assert metrics["audit_recordings"].value == 6
+    assert detail["clustered_test"]["n_clips"] == 12
     assert metrics["dtw_mje_empty"].value > metrics["dtw_mje"].value  # no hands: centre, far off
     assert all(i != p for i, p in enumerate(detail["permutation"]))
 
 
 def test_a_model_with_the_caption_path_cut_shows_no_gap(val_clips):
-    root, captions, _, kps = val_clips
+    root, captions, _, kps, recordings = val_clips
     cfg = load_config(overrides=[f"data.root={root}", "diffusion.sample_steps=3"])
     built = build_model(cfg, None, captions)
     torch.manual_seed(0)
@@ -69,10 +74,26 @@ def test_a_model_with_the_caption_path_cut_shows_no_gap(val_clips):
     def text_blind(caps: list[str]) -> np.ndarray:
         return sample_videos(built, diffusion, caps, cfg=cfg, seed=7)
 
-    metrics, detail, _ = audit(text_blind, captions, kps, seed=0)
-    assert metrics["audit_gap"].is_na or metrics["audit_gap"].value == pytest.approx(0.0, abs=1e-9)
-    assert metrics["audit_p"].is_na and "all differences are zero" in metrics["audit_p"].reason
+    metrics, detail, _ = audit(text_blind, captions, kps, seed=0, clusters=recordings)
+    assert metrics["audit_gap"].value == pytest.approx(0.0, abs=1e-9)
+    assert metrics["audit_p"].value == 1.0  # every sign assignment reaches a zero sum
     assert detail["per_video"]["correct"] == detail["per_video"]["shuffled"]
+
+
+def test_clips_of_one_recording_give_no_test(val_clips):
+    """The same stand-in with every clip from one recording: a gap, but no p-value, and why."""
+    _, captions, videos, kps, _ = val_clips
+    by_caption = dict(zip(captions, videos, strict=True))
+    blank = np.full_like(videos[0], videos[0].reshape(-1, 3).min(0))
+
+    def perfect_model(caps: list[str]) -> np.ndarray:
+        return np.stack([by_caption.get(c, blank) for c in caps])
+
+    metrics, _, _ = audit(perfect_model, captions, kps, seed=0, clusters=["one"] * 12)
+    assert metrics["audit_gap"].value > 0.05
+    assert metrics["audit_p"].is_na
+    assert metrics["audit_p"].reason == "all 12 clips come from 1 recording: no test across " \
+        "recordings"  # fmt: skip
 
 
 def test_exact_keypoints_follow_the_frames_the_cache_took(tmp_path):

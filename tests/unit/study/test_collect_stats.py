@@ -128,9 +128,11 @@ def test_na_metrics_show_their_reason_never_a_number(tmp_path):
     md = (tmp_path / "comparison_table.md").read_text()
     ev = md_section(md, "Evaluation")
     header = md.split("### Evaluation")[1].split("\n\n")[1].splitlines()[0]
-    assert (
-        header == "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ | audit: seeds with p < 0.05 | keypoints |"
+    assert header == (
+        "| variant | PSNR ↑ | FVD ↓ | LPIPS ↓ | audit: seeds with p < 0.05 | keypoints "
+        "| evaluated on |"
     )
+    assert [r[-1] for r in ev] == ["4 clips (recordings and signers not recorded)"] * 2
     assert [r[2] for r in ev] == ["N/A (no I3D weights)"] * 2
     assert ev[0][3] == "N/A (torchvision unavailable)" and ev[1][3] == "0.2500 ± 0.0707"
     assert df.fvd_n.tolist() == [0, 0] and df.fvd_mean.isna().all()
@@ -272,8 +274,8 @@ def test_audit_p_values_are_counted_per_seed_never_averaged(tmp_path):
     assert "audit_p_mean" not in df.columns  # a mean of p-values means nothing
     assert list(df.audit_seeds_significant) == [1, 2] and list(df.audit_seeds_tested) == [2, 2]
     rows = md_section((tmp_path / "comparison_table.md").read_text(), "Evaluation")
-    assert rows[0][-2] == "1/2 (p = 0.38, 0.007)" and rows[1][-2] == "2/2 (p = 0.04, 0.0004)"
-    assert rows[0][-1] == "exact"  # DTW-MJE without a keypoints_source: the synthetic set
+    assert rows[0][-3] == "1/2 (p = 0.38, 0.007)" and rows[1][-3] == "2/2 (p = 0.04, 0.0004)"
+    assert rows[0][-2] == "exact"  # DTW-MJE without a keypoints_source: the synthetic set
 
 
 def test_the_table_and_report_say_which_keypoints_dtw_mje_compared(tmp_path):
@@ -289,7 +291,7 @@ def test_the_table_and_report_say_which_keypoints_dtw_mje_compared(tmp_path):
     df = collect(tmp_path, plots=False)
     assert list(df.keypoints) == ["exact", "estimated"]
     rows = md_section((tmp_path / "comparison_table.md").read_text(), "Evaluation")
-    assert [r[-1] for r in rows] == ["exact", "estimated"]
+    assert [r[-2] for r in rows] == ["exact", "estimated"]
     report = (tmp_path / "report.md").read_text()
     assert (
         "the synthetic set's exact keypoints (blob centres found by colour in the samples) (`baseline`)"
