@@ -64,7 +64,10 @@ $(POSE_STAMP): text2sign/pose/requirements.txt
 
 pose-venv: $(POSE_STAMP)  ## the pose environment (MediaPipe Holistic 0.10.21 + pose-format): .venv-pose
 
-$(DATA)/.complete: | $(STAMP)
+# Regenerated when the generator changes: a set this rule made (it has .complete) is replaced;
+# a folder without the marker is never removed.
+$(DATA)/.complete: text2sign/data/synth.py | $(STAMP)
+	if [ -f "$(DATA)/.complete" ]; then rm -rf "$(DATA)"; fi
 	$(PY) -m text2sign data synth --out $(DATA)
 	touch $@
 

@@ -31,7 +31,7 @@ TINY_TEST_SETS = [
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
-    """96 synthetic clips (6 signers), generated once per test session."""
+    """96 synthetic clips (32 signers, 3 clips each), generated once per test session."""
     from text2sign.data.synth import generate
 
     root = tmp_path_factory.mktemp("synth")

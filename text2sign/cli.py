@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--frames", type=int, default=8)
     q.add_argument("--size", type=int, default=32)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--signers", type=int, default=None,
+                   help="signers (default 32: the validation split then has enough for a test)")  # fmt: skip
     q.add_argument("--format", default="gif", choices=SYNTH_FORMATS,
                    help="gif | mp4 | webm | frames: a flat folder (+ manifest.csv); how2sign | "
                         "phoenix: laid out as those datasets ship (docs/data.md)")  # fmt: skip
@@ -188,6 +190,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise UsageError(f"data synth: --num must be >= 1, got {args.num}")
     synth = dict(frames=args.frames, size=args.size, seed=args.seed)
+    if args.signers is not None:
+        synth["num_signers"] = args.signers
     if args.format == "how2sign":
         csv_path, clips = shaped.write_how2sign(args.out, args.num, **synth)
         print(f"wrote {args.num} How2Sign-shaped clips: {csv_path}, {clips}")

@@ -39,6 +39,7 @@ from text2sign.errors import DataError
 
 log = logging.getLogger("text2sign")
 
+CACHE_VERSION = 3  # bump when the decoding or the index changes, so old caches are not reused
 VIDEOS_FILE = "videos.npy"
 INDEX_FILE = "index.json"
 
@@ -216,7 +217,7 @@ def merge(plan: CachePlan, n: int) -> bool:
             else:
                 _concatenate([p.npy for p in parts], tmp / VIDEOS_FILE, len(records))  # type: ignore[union-attr]
             write_json(tmp / INDEX_FILE, {
-                "version": plan_version(), "num_frames": plan.num_frames, "size": plan.size,
+                "version": CACHE_VERSION, "num_frames": plan.num_frames, "size": plan.size,
                 "frame_sampling": plan.sampling, "root": str(plan.root_dir),
                 "samples": records, "skipped": skipped,
             })  # fmt: skip
@@ -229,12 +230,6 @@ def merge(plan: CachePlan, n: int) -> bool:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return True
-
-
-def plan_version() -> int:
-    from text2sign.data.cache import CACHE_VERSION
-
-    return CACHE_VERSION
 
 
 def _concatenate(parts: list[Path], out: Path, total: int) -> None:

@@ -33,7 +33,7 @@ from text2sign.errors import DataError
 
 log = logging.getLogger("text2sign")
 
-CACHE_VERSION = 3  # bump when the decoding changes, so old caches are not reused
+CACHE_VERSION = build.CACHE_VERSION
 DEFAULT_CACHE_SUBDIR = ".t2s_cache"
 _VIDEOS_FILE = build.VIDEOS_FILE
 _INDEX_FILE = build.INDEX_FILE

@@ -20,7 +20,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_synth_then_check_every_flat_kind_as_folder_and_manifest(tmp_path, capsys, fmt):
     out = tmp_path / fmt
     code, text, _ = run(capsys, "data", "synth", "--out", str(out), "--num", "12",
-                        "--frames", "4", "--size", "16", "--format", fmt)  # fmt: skip
+                        "--frames", "4", "--size", "16", "--format", fmt, "--signers", "6")  # fmt: skip
     assert code == 0 and f"wrote 12 {fmt} clips" in text
     for root in (out, out / "manifest.csv"):
         code, report, _ = run(capsys, "data", "check", str(root))
@@ -58,7 +58,7 @@ def test_synth_how2sign_import_and_check(tmp_path, capsys, monkeypatch):
 def test_synth_phoenix_import_and_check(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, _ = run(capsys, "data", "synth", "--out", "P", "--num", "8", "--frames", "4",
-                     "--size", "16", "--format", "phoenix")  # fmt: skip
+                     "--size", "16", "--format", "phoenix", "--signers", "6")  # fmt: skip
     assert code == 0
     code, text, _ = run(capsys, "data", "import", "phoenix", "--root", "P", "--split", "train")
     assert code == 0 and text.startswith("wrote phoenix-train.csv: 8 rows")

@@ -26,7 +26,7 @@ TOLERANCE = {32: 0.01, 16: 0.01}
 def synth32(tmp_path_factory) -> tuple[Path, list[str]]:
     """One sample per caption (64), cycling through all 6 signers, at 32 px."""
     root = tmp_path_factory.mktemp("synth32")
-    return root, generate(root, 64, frames=FRAMES, size=32)
+    return root, generate(root, 64, frames=FRAMES, size=32, num_signers=6)
 
 
 def _truth(root: Path, name: str) -> np.ndarray:
