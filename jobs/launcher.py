@@ -28,7 +28,7 @@
 The trainer process and its signals are a :class:`jobs.supervisor.Supervisor`, which the
 plain-sbatch entry point (``jobs/sbatch_job.py``) uses too: both paths end runs the same way.
 
-``KeypointsJob`` runs a task of the keypoints stage (real data, before training);
+``PrepareJob`` runs a task of the prepare stage (real data, before training);
 ``CollectJob`` runs the collector (no GPU, no container).
 """
 
@@ -41,10 +41,10 @@ from typing import Any
 
 import submitit
 
-from jobs import ending, keypoints_job
+from jobs import ending, prepare_job
 from jobs.spec import (
     JobContext,
-    KeypointsSpec,
+    PrepareSpec,
     RunSpec,
     build_command,
     describe,
@@ -138,14 +138,14 @@ class TrainJob(submitit.helpers.Checkpointable):
         return None
 
 
-class KeypointsJob:
-    """A task of the keypoints stage as a job (:mod:`jobs.keypoints_job`): a non-zero exit fails
+class PrepareJob:
+    """A task of the prepare stage as a job (:mod:`jobs.prepare_job`): a non-zero exit fails
     the job, and SLURM cancels the training arrays that wait for it (``afterok``)."""
 
-    def __call__(self, spec: KeypointsSpec) -> str:
-        rc = keypoints_job.run(spec)
+    def __call__(self, spec: PrepareSpec) -> str:
+        rc = prepare_job.run(spec)
         if rc != 0:
-            raise RuntimeError(f"keypoints of {spec.label} failed (exit {rc}); see this job's log")
+            raise RuntimeError(f"preparing {spec.label} failed (exit {rc}); see this job's log")
         return spec.label
 
 

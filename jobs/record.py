@@ -42,7 +42,7 @@ def study_record(p: StudyPlan) -> dict[str, Any]:
         "previous_submissions": old.get("previous_submissions", [])
         + ([_strip(old)] if old else []),
         "runs_all": old.get("runs_all") or [],
-        "keypoints": [k.label for k in p.keypoints],  # the stage before training (real data)
+        "prepare": [k.label for k in p.prepare],  # the stage before training (real data)
     }
 
 

@@ -51,17 +51,21 @@ def _extra_flags(extra: list[str]) -> dict[str, Any]:
 
 def slurm_parameters(
     s: SlurmConfig, *, job_name: str, code: Path, collector: bool = False,
-    mail_user: str | None = None, keypoints: bool = False,
+    mail_user: str | None = None, prepare: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """submitit SlurmExecutor parameters (native names) for one array group, the keypoints stage
+    """submitit SlurmExecutor parameters (native names) for one array group, the prepare stage
     or the collector; ``code``: the folder the job imports from (the snapshot, or the checkout
-    without one). A keypoints task is one process on one node with a run's CPUs of that node
-    (``cpus_per_task`` x ranks per node: the pose workers), no GPU, the runs' time limit."""
-    if keypoints:
+    without one). A prepare task is one process on one node with a run's CPUs of that node
+    (``cpus_per_task`` x ranks per node: the decoders and the pose workers), no GPU, and the
+    runs' time limit, memory, partition, account, QOS, constraint and extra flags."""
+    if prepare:
         params = slurm_parameters(s, job_name=job_name, code=code, collector=True)
         params.update(time=s.time_min, cpus_per_task=s.cpus_per_task * s.ranks_per_node())
         if s.mem_gb:
-            params["mem"] = f"{int(s.mem_gb * 1024)}MB"
+            params["mem"] = _mem(s.mem_gb)
+        if s.constraint:
+            params["constraint"] = s.constraint
+        params["additional_parameters"].update(_extra_flags(s.extra))
         return params
     setup = [f"export PYTHONPATH={shlex.quote(str(code))}${{PYTHONPATH:+:$PYTHONPATH}}",
              f"export T2S_SIGNAL_LEAD_S={s.signal_delay_s}"]  # fmt: skip
@@ -90,13 +94,16 @@ def slurm_parameters(
         if s.gpus_per_node:
             params["gpus_per_node"] = s.gpus_per_node
         if s.mem_gb:
-            params["mem"] = (
-                f"{int(s.mem_gb)}GB" if s.mem_gb == int(s.mem_gb) else f"{int(s.mem_gb * 1024)}MB"
-            )
+            params["mem"] = _mem(s.mem_gb)
         if s.constraint:
             params["constraint"] = s.constraint
         params["additional_parameters"].update(_extra_flags(s.extra))
     return params
+
+
+def _mem(gb: float) -> str:
+    """``--mem`` of ``gb`` GB in submitit's units (whole GB, else MB)."""
+    return f"{int(gb)}GB" if gb == int(gb) else f"{int(gb * 1024)}MB"
 
 
 def groups(runs: list[PlannedRun], max_array: int = 1001) -> list[list[PlannedRun]]:
@@ -108,8 +115,8 @@ def groups(runs: list[PlannedRun], max_array: int = 1001) -> list[list[PlannedRu
     return [g[i : i + max_array] for g in out.values() for i in range(0, len(g), max_array)]
 
 
-def keypoints_dependency(ids: list[str]) -> dict[str, str]:
-    """What a training array waits for: every keypoints task done (``afterok``), else cancelled
+def prepare_dependency(ids: list[str]) -> dict[str, str]:
+    """What a training array waits for: every prepare task done (``afterok``), else cancelled
     by SLURM (``kill_on_invalid_dep``) instead of pending forever."""
     return {"dependency": "afterok:" + ":".join(ids), "kill_on_invalid_dep": "yes"} if ids else {}
 
@@ -121,15 +128,15 @@ def sbatch_texts(p: StudyPlan) -> list[str]:
     folder = p.dir.resolve() / "submitit" / "%j"
     command = " ".join([sys.executable, "-u -m submitit.core._submit", shlex.quote(str(folder))])
     texts = []
-    kp = ["<KEYPOINTS_JOB_ID>"] if p.keypoints else []
-    if p.keypoints:
-        params = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-keypoints",
-                                  code=p.code_dir, keypoints=True)  # fmt: skip
+    kp = ["<PREPARE_JOB_ID>"] if p.prepare else []
+    if p.prepare:
+        params = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-prepare",
+                                  code=p.code_dir, prepare=True)  # fmt: skip
         texts.append(_make_sbatch_string(command=command, folder=folder,
-                                         map_count=len(p.keypoints), **params))  # fmt: skip
+                                         map_count=len(p.prepare), **params))  # fmt: skip
     for i, group in enumerate(groups(p.runs)):
         params = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}", code=p.code_dir)
-        params["additional_parameters"].update(keypoints_dependency(kp))
+        params["additional_parameters"].update(prepare_dependency(kp))
         texts.append(
             _make_sbatch_string(command=command, folder=folder, map_count=len(group), **params)
         )

@@ -46,7 +46,7 @@ from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "slurm" / "train.sbatch"
 COLLECT_SCRIPT = REPO / "slurm" / "collect.sbatch"
-KEYPOINTS_SCRIPT = REPO / "slurm" / "keypoints.sbatch"
+PREPARE_SCRIPT = REPO / "slurm" / "prepare.sbatch"
 COLLECT_TIME_MIN = 30
 
 
@@ -84,11 +84,7 @@ def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = 
     argv += [f"--{k}={getattr(s, k)}" for k in ("partition", "account", "qos") if getattr(s, k)]
     if s.gpus_per_node:
         argv.append(f"--gpus-per-node={s.gpus_per_node}")
-    if s.mem_gb:
-        mem = f"{int(s.mem_gb)}G" if s.mem_gb == int(s.mem_gb) else f"{int(s.mem_gb * 1024)}M"
-        argv.append(f"--mem={mem}")
-    if s.constraint:
-        argv.append(f"--constraint={s.constraint}")
+    argv += _resources(s)
     _extra_flags(s.extra)  # validated by plan(); passed through as the user wrote them
     requeue = [] if "--no-requeue" in s.extra else ["--requeue"]  # JobRequeue=0 sites too
     argv += [f"--signal=B:USR2@{s.signal_delay_s}", *requeue, "--open-mode=append",
@@ -97,20 +93,34 @@ def train_argv(group, *, name: str, output: str, tasks_file: Path, code: Path = 
     return argv
 
 
-def keypoints_argv(p, *, output: str, tasks_file: Path) -> list[str]:
-    """``sbatch`` for the keypoints stage: one task per dataset decoding, before the runs."""
+def _resources(s) -> list[str]:
+    """The runs' memory and node constraint as sbatch flags (training arrays and prepare)."""
+    out = []
+    if s.mem_gb:
+        mem = f"{int(s.mem_gb)}G" if s.mem_gb == int(s.mem_gb) else f"{int(s.mem_gb * 1024)}M"
+        out.append(f"--mem={mem}")
+    if s.constraint:
+        out.append(f"--constraint={s.constraint}")
+    return out
+
+
+def prepare_sbatch_argv(p, *, output: str, tasks_file: Path) -> list[str]:
+    """``sbatch`` for the prepare stage (an array: every shard of every dataset decoding, before
+    the runs), with the runs' CPUs of a node, time, memory, partition, account, QOS, constraint
+    and extra flags."""
     s = p.runs[0].slurm
-    argv = ["sbatch", "--parsable", f"--job-name=t2s-{p.name}-keypoints",
-            f"--array=0-{len(p.keypoints) - 1}", f"--time={s.time_min}", "--nodes=1", "--ntasks=1",
+    argv = ["sbatch", "--parsable", f"--job-name=t2s-{p.name}-prepare",
+            f"--array=0-{len(p.prepare) - 1}", f"--time={s.time_min}", "--nodes=1", "--ntasks=1",
             f"--cpus-per-task={s.cpus_per_task * s.ranks_per_node()}"]  # fmt: skip
     argv += [f"--{k}={getattr(s, k)}" for k in ("partition", "account", "qos") if getattr(s, k)]
+    argv += _resources(s)
     argv += ["--open-mode=append", f"--output={output}", f"--chdir={p.code_dir}", "--export=ALL",
-             str(p.code_dir / KEYPOINTS_SCRIPT.relative_to(REPO)), str(tasks_file)]  # fmt: skip
+             *s.extra, str(p.code_dir / PREPARE_SCRIPT.relative_to(REPO)), str(tasks_file)]  # fmt: skip
     return argv
 
 
-def after_keypoints(argv: list[str], kp_ids: list[str]) -> list[str]:
-    """A training array's sbatch line waiting for the keypoints stage (afterok; a failure
+def after_prepare(argv: list[str], kp_ids: list[str]) -> list[str]:
+    """A training array's sbatch line waiting for the prepare stage (afterok; a failure
     cancels it instead of leaving it pending forever)."""
     if not kp_ids:
         return argv
@@ -154,24 +164,24 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
     from jobs import record, snapshot
     from jobs import study as S
     from jobs.sbatch_params import groups as split
-    from jobs.spec import write_keypoints_tasks, write_tasks
+    from jobs.spec import write_prepare_tasks, write_tasks
     from jobs.submit import run_list
     from text2sign.study import slurm_query
 
     study_dir = p.dir.resolve()
     max_array = slurm_query.max_array_size() if not dry_run else 1001
     groups = split(p.runs, max_array)
-    kp_out = f"{study_dir}/slurm-keypoints-%A_%a.out"
+    kp_out = f"{study_dir}/slurm-prepare-%A_%a.out"
     if dry_run:
         print(run_list(p), end="")
-        kp = ["<KEYPOINTS_JOB_ID>"] if p.keypoints else []
-        if p.keypoints:
-            tasks = study_dir / ".sbatch" / "s0" / "keypoints.json"
-            print(shlex.join(keypoints_argv(p, output=kp_out, tasks_file=tasks)))
+        kp = ["<PREPARE_JOB_ID>"] if p.prepare else []
+        if p.prepare:
+            tasks = study_dir / ".sbatch" / "s0" / "prepare.json"
+            print(shlex.join(prepare_sbatch_argv(p, output=kp_out, tasks_file=tasks)))
         for i, group in enumerate(groups):
             out = f"{study_dir}/.sbatch/s0/g{i}/%a/slurm-%A_%a.out"
             tasks = study_dir / ".sbatch" / "s0" / f"g{i}.json"
-            print(shlex.join(after_keypoints(train_argv(group, name=f"t2s-{p.name}-{i}",
+            print(shlex.join(after_prepare(train_argv(group, name=f"t2s-{p.name}-{i}",
                                                         output=out, tasks_file=tasks,
                                                         code=p.code_dir), kp)))  # fmt: skip
         print(shlex.join(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
@@ -188,12 +198,12 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
         array_ids: list[str] = []
         kp_ids: list[str] = []
         try:
-            if p.keypoints:  # real data: the keypoints stage first (jobs/keypoints.py)
+            if p.prepare:  # real data: the prepare stage first (jobs/prepare.py)
                 sub.mkdir(parents=True, exist_ok=True)
-                write_keypoints_tasks(sub / "keypoints.json", p.keypoints)
-                kp_ids.append(sbatch(keypoints_argv(p, output=kp_out,
-                                                    tasks_file=sub / "keypoints.json")))  # fmt: skip
-                rec.update(keypoints_job_ids=[f"{kp_ids[0]}_{i}" for i in range(len(p.keypoints))])
+                write_prepare_tasks(sub / "prepare.json", p.prepare)
+                kp_ids.append(sbatch(prepare_sbatch_argv(p, output=kp_out,
+                                                         tasks_file=sub / "prepare.json")))  # fmt: skip
+                rec.update(prepare_job_ids=[f"{kp_ids[0]}_{i}" for i in range(len(p.prepare))])
             for i, group in enumerate(groups):
                 for a, r in enumerate(group):
                     _link(sub / f"g{i}" / str(a), r.spec.run_dir)
@@ -201,7 +211,7 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
                 write_tasks(tasks, [r.spec for r in group],
                             signal_lead_s=group[0].slurm.signal_delay_s, runtime_note=note)  # fmt: skip
                 out = f"{sub}/g{i}/%a/slurm-%A_%a.out"
-                array = sbatch(after_keypoints(train_argv(group, name=f"t2s-{p.name}-{i}",
+                array = sbatch(after_prepare(train_argv(group, name=f"t2s-{p.name}-{i}",
                                                           output=out, tasks_file=tasks,
                                                           code=p.code_dir), kp_ids))  # fmt: skip
                 array_ids.append(array)

@@ -12,7 +12,8 @@ on) adds its fields here and its planning at submit time.
   started (an argv list: nothing goes through a shell);
 * :class:`JobContext`: where a trainer ran, for the ending;
 * :class:`PlannedRun` / :class:`StudyPlan`: what a submission is about to submit;
-* :class:`KeypointsSpec` / :func:`keypoints_argv`: a task of the keypoints stage (real data);
+* :class:`PrepareSpec` / :func:`prepare_argv`: a task of the prepare stage (real data: decoding
+  and keypoints, in shards over an array);
 * the tasks file of a plain-sbatch array (:func:`write_tasks`, :func:`read_task`).
 """
 
@@ -78,7 +79,7 @@ def finished(spec: RunSpec) -> bool:
     return run.completed and (not spec.evaluate or run.evaluated)
 
 
-def _python(spec: RunSpec | KeypointsSpec) -> list[str]:
+def _python(spec: RunSpec | PrepareSpec) -> list[str]:
     """The interpreter of a job's child: the image's, or the project's without the cwd on the path."""
     if spec.container.runtime == "apptainer":
         return ["python"]  # the image's package (its own PYTHONPATH rules: jobs/container.py)
@@ -113,9 +114,10 @@ def describe(argv: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class KeypointsSpec:
-    """One task of a study's keypoints stage: every clip of a dataset, at one decoding, through
-    the pose estimator (``python -m text2sign data keypoints``), before any run trains on it."""
+class PrepareSpec:
+    """One task of a study's prepare stage: shard ``task`` of ``tasks`` of a dataset at one
+    decoding, decoded into the cache and (``keypoints``) through the pose estimator
+    (``python -m text2sign data prepare``), before any run trains on it."""
 
     study: str
     root: str  # data.root, as the runs' configs name it
@@ -128,12 +130,18 @@ class KeypointsSpec:
     python: str = sys.executable
     workdir: str = field(default_factory=os.getcwd)
     code: str | None = None  # the study's code snapshot
+    task: int = 0  # this shard
+    tasks: int = 1  # shards of this decoding (prepare.tasks)
+    keypoints: bool = True  # estimate keypoints too (real data, evaluation on)
 
 
-def keypoints_argv(spec: KeypointsSpec) -> list[str]:
-    """``python -m text2sign data keypoints ROOT ...`` (in the image when the runs use one)."""
-    argv = [*_python(spec), "-m", "text2sign", "data", "keypoints", spec.root, "--profile", spec.profile,
-            "--variant", spec.variant]  # fmt: skip
+def prepare_argv(spec: PrepareSpec) -> list[str]:
+    """``python -m text2sign data prepare ROOT ...`` (in the image when the runs use one)."""
+    argv = [*_python(spec), "-m", "text2sign", "data", "prepare", spec.root, "--profile",
+            spec.profile, "--variant", spec.variant, "--task", str(spec.task), "--tasks",
+            str(spec.tasks)]  # fmt: skip
+    if not spec.keypoints:
+        argv.append("--no-keypoints")
     if spec.config_file:
         argv += ["--config", spec.config_file]
     for item in spec.overrides:
@@ -182,7 +190,7 @@ class StudyPlan:
     mail_user: str | None = None
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     submission: int = 0  # 0 for a new study, then one more per --resume-study
-    keypoints: list[KeypointsSpec] = field(default_factory=list)  # the stage before training
+    prepare: list[PrepareSpec] = field(default_factory=list)  # the stage before training
 
     @property
     def code_dir(self) -> Path:
@@ -206,15 +214,15 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
     return RunSpec(**fields)
 
 
-def keypoints_from_dict(d: dict[str, Any]) -> KeypointsSpec:
+def prepare_from_dict(d: dict[str, Any]) -> PrepareSpec:
     c = dict(d.get("container") or {})
     if "binds" in c:
         c["binds"] = tuple(c["binds"])
-    return KeypointsSpec(**{**d, "container": ContainerSpec(**c),
+    return PrepareSpec(**{**d, "container": ContainerSpec(**c),
                             "overrides": tuple(d.get("overrides", ()))})  # fmt: skip
 
 
-def write_keypoints_tasks(path: Path, specs: list[KeypointsSpec]) -> None:
+def write_prepare_tasks(path: Path, specs: list[PrepareSpec]) -> None:
     from text2sign import atomic
 
     atomic.write_json(path, {"version": TASKS_VERSION,

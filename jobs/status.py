@@ -33,7 +33,13 @@ if __name__ == "__main__":  # outside the venv: run in it, or say what to do
 from jobs import studyfile  # noqa: E402
 from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.run.rundir import TERMINAL as RUN_ENDED  # noqa: E402
-from text2sign.study.cost import fmt_hours, runs_cost, status_footer, study_job_ids  # noqa: E402
+from text2sign.study.cost import (  # noqa: E402
+    fmt_hours,
+    prepare_job_ids,
+    runs_cost,
+    status_footer,
+    study_job_ids,
+)
 from text2sign.study.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
 COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "cost", "step",
@@ -169,6 +175,7 @@ def cancel(study: Path) -> list[str]:
     rec = load_study(study)
     runs = rec.get("runs_all") or rec.get("runs", [])
     ids = [
+        *prepare_job_ids(rec),  # a pending prepare stage too (its tasks, then the arrays)
         *rec.get("array_job_ids", []),
         *(r.get("job_id") for r in runs),
         rec.get("collector_job_id"),

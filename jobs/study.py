@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs import container as C
-from jobs import keypoints, snapshot, studyfile, sweep
+from jobs import prepare, snapshot, studyfile, sweep
 from jobs.container import ContainerSpec
 from jobs.inputs import check_inputs
 from jobs.sbatch_params import check_mail
-from jobs.spec import REPO, KeypointsSpec, PlannedRun, RunSpec, StudyPlan
+from jobs.spec import REPO, PlannedRun, PrepareSpec, RunSpec, StudyPlan
 from text2sign.config import Config, SlurmConfig, available, load_config
 from text2sign.errors import ConfigError, UsageError
 from text2sign.run.rundir import RunDir, checkpoint_meta
@@ -152,7 +152,7 @@ def plan(
     code = snapshot.describe(REPO, study_dir)
 
     runs: list[PlannedRun] = []
-    stage: dict[tuple, KeypointsSpec | None] = {}  # decoding → its keypoints task (or none)
+    stage: dict[tuple, list[PrepareSpec]] = {}  # decoding → its prepare tasks (or none)
     all_points: list[str] = []
     inputs_checked: set[tuple[str, str]] = set()
     checked: dict[Any, Any] = {}  # image -> sha256, a dataset's bind key -> its binds
@@ -200,8 +200,8 @@ def plan(
                 )  # fmt: skip
                 runs.append(PlannedRun(spec, cfg.hash(), cfg.slurm, overrides=dict(values),
                                        last_state=last))  # fmt: skip
-                if keypoints.decoding(cfg) not in stage:
-                    stage[keypoints.decoding(cfg)] = keypoints.stage_task(
+                if prepare.decoding(cfg) not in stage:
+                    stage[prepare.decoding(cfg)] = prepare.stage_tasks(
                         cfg, study=name, profile=profile, variant=variant,
                         overrides=spec.overrides, config_file=spec.config_file,
                         container=container, code=code.snapshot, workdir=REPO,
@@ -212,7 +212,7 @@ def plan(
     return StudyPlan(name, study_dir, chosen, profile, runs, _container_record(runs), resume,
                      code=code, reference=ref, sweep={"mode": mode, "keys": [a.key for a in axes]},
                      mail_user=mail_user, submission=submission,
-                     keypoints=[k for k in stage.values() if k is not None])  # fmt: skip
+                     prepare=[t for tasks in stage.values() for t in tasks])  # fmt: skip
 
 
 def _last_state(run: RunDir, evaluate: bool) -> str:

@@ -24,8 +24,8 @@ import os
 from typing import Any
 
 from jobs import record, snapshot
-from jobs.launcher import CollectJob, KeypointsJob, TrainJob
-from jobs.sbatch_params import groups, job_environment, keypoints_dependency, slurm_parameters
+from jobs.launcher import CollectJob, PrepareJob, TrainJob
+from jobs.sbatch_params import groups, job_environment, prepare_dependency, slurm_parameters
 from jobs.spec import REPO, StudyPlan
 from jobs.study import claimed
 from text2sign.errors import UsageError
@@ -62,20 +62,20 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
     chatter = io.StringIO()  # submitit prints sbatch's stderr itself: the error says it once
     try:
         with contextlib.redirect_stderr(chatter):
-            if p.keypoints:  # real data: the keypoints stage first (jobs/keypoints.py)
+            if p.prepare:  # real data: the prepare stage first (jobs/prepare.py)
                 ex = _executor(p)
-                native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-keypoints",
-                                          code=p.code_dir, keypoints=True)  # fmt: skip
+                native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-prepare",
+                                          code=p.code_dir, prepare=True)  # fmt: skip
                 ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
                 with ex.batch():
-                    kjobs = [ex.submit(KeypointsJob(), k) for k in p.keypoints]
+                    kjobs = [ex.submit(PrepareJob(), k) for k in p.prepare]
                 kp_ids.append(kjobs[0].job_id.split("_")[0])  # what the runs wait for
-                rec.update(keypoints_job_ids=[j.job_id for j in kjobs])  # one per task
+                rec.update(prepare_job_ids=[j.job_id for j in kjobs])  # one per task
             for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
                 ex = _executor(p)
                 native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}",
                                           code=p.code_dir)  # fmt: skip
-                native["additional_parameters"].update(keypoints_dependency(kp_ids))
+                native["additional_parameters"].update(prepare_dependency(kp_ids))
                 ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
                 with ex.batch():
                     jobs = [ex.submit(TrainJob(), r.spec) for r in group]
@@ -119,9 +119,9 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
     ex.update_parameters(timeout_min=p.runs[0].slurm.time_min, tasks_per_node=1, nodes=1)
     pending = list(p.runs)
     record.write_runs(p, rec)
-    failed = _local_keypoints(p, ex)
+    failed = _local_prepare(p, ex)
     if failed:  # no run starts: each says why, the collector reports them
-        rec["keypoints_failed"] = failed
+        rec["prepare_failed"] = failed
         for r in pending:
             run = RunDir(r.spec.run_dir)
             run.path.mkdir(parents=True, exist_ok=True)
@@ -144,13 +144,13 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
     return rec
 
 
-def _local_keypoints(p: StudyPlan, ex) -> str:
-    """The keypoints stage as local jobs, before any run: "" when it succeeded, else what failed."""
-    for spec in p.keypoints:
-        job = ex.submit(KeypointsJob(), spec)
+def _local_prepare(p: StudyPlan, ex) -> str:
+    """The prepare stage as local jobs, before any run: "" when it succeeded, else what failed."""
+    for spec in p.prepare:
+        job = ex.submit(PrepareJob(), spec)
         try:
             job.result()
         except Exception:
-            return (f"the keypoints of {spec.label} failed (local job {job.job_id}; log: "
+            return (f"preparing {spec.label} failed (local job {job.job_id}; log: "
                     f"{job.paths.stderr})")  # fmt: skip
     return ""

@@ -101,11 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("check", help="counts, frame statistics and bad entries of a dataset")
     q.add_argument("root", type=Path, help="a dataset folder or a manifest (.csv, .jsonl)")
     q.add_argument("--strict", action="store_true", help="bad entries are an error (exit 2)")
-    q = dsub.add_parser("keypoints", help="MediaPipe keypoints of every reference clip (cached)")
-    q.add_argument("root", help="dataset folder or manifest (sets data.root)")
-    _add_config_args(q)
-    q.add_argument("--split", choices=("all", "train", "val"), default="all")
-    q.add_argument("--workers", type=int, default=None, help="default: the allocation's CPUs")
+    for name, text in (
+        (
+            "prepare",
+            "decode a dataset (a shard of it) into the cache and estimate "
+            "its keypoints: a task of the prepare stage",
+        ),
+        ("keypoints", "MediaPipe keypoints of every reference clip (cached)"),
+    ):
+        q = dsub.add_parser(name, help=text)
+        q.add_argument("root", help="dataset folder or manifest (sets data.root)")
+        _add_config_args(q)
+        q.add_argument("--workers", type=int, default=None, help="default: the allocation's CPUs")
+        if name == "keypoints":
+            q.add_argument("--split", choices=("all", "train", "val"), default="all")
+            continue
+        q.add_argument("--task", type=int, default=0, help="this shard (0-based)")
+        q.add_argument("--tasks", type=int, default=None, help="shards (default prepare.tasks)")
+        q.add_argument("--no-keypoints", action="store_true", help="decode only")
     q = dsub.add_parser("import", help="write a manifest over How2Sign or PHOENIX-2014T")
     isub = q.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
     r = isub.add_parser("how2sign", help="how2sign_realigned_<split>.csv + clips (or raw videos)")
@@ -232,33 +245,39 @@ def _cmd_data(args: argparse.Namespace) -> int:
         names = write_folder(args.out, frames=args.frames, size=args.size, signers=args.signers)
         print(f"wrote {len(names)} clips of a real person to {args.out}")
         return EXIT_OK
-    if args.data_command == "keypoints":
-        return _cmd_keypoints(args)
+    if args.data_command in ("prepare", "keypoints"):
+        return _cmd_prepare(args)
     from text2sign.data.check import check_report
 
     print(check_report(args.root, strict=args.strict))
     return EXIT_OK
 
 
-def _cmd_keypoints(args: argparse.Namespace) -> int:
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    """``data prepare`` (one shard) and ``data keypoints`` (everything, or one split)."""
     from text2sign.config import load_config
+    from text2sign.pose import dataset
     from text2sign.pose import env as pose_env
-    from text2sign.pose.dataset import dataset_keypoints, summary
     from text2sign.runtime import threads
 
     cfg = load_config(profile=args.profile, variant=args.variant, config_file=args.config,
                       overrides=[*args.overrides, f"data.root={args.root}"])  # fmt: skip
     if args.workers is not None and args.workers < 1:
-        raise UsageError(f"data keypoints: --workers must be >= 1, got {args.workers}")
+        raise UsageError(f"data {args.data_command}: --workers must be >= 1, got {args.workers}")
     workers = args.workers or threads.allocation()[0]
-    found = dataset_keypoints(cfg, pose_env.find(), workers=workers, split=args.split)
-    if found is None:
-        print(f"keypoints: {args.root} carries exact keypoints (<clip>.keypoints.json: the "
-              "synthetic set): nothing to estimate")  # fmt: skip
-        return EXIT_OK
-    done, out, asked = found
-    print(summary(done, out, asked))
-    return EXIT_FAILURE if done.failed else EXIT_OK
+    if args.data_command == "keypoints" and args.split != "all":
+        done, out, asked = dataset.split_keypoints(cfg, pose_env.find(), workers=workers,
+                                                   split=args.split)  # fmt: skip
+        print(dataset.keypoints_line(done, out, asked))
+        return EXIT_FAILURE if done.failed else EXIT_OK
+    keypoints = args.data_command == "keypoints" or not args.no_keypoints
+    tasks = getattr(args, "tasks", None) or cfg.prepare.tasks
+    task = getattr(args, "task", 0)
+    env = pose_env.find() if keypoints and not dataset.exact(cfg) else None
+    p = dataset.prepare(cfg, env, task=task, tasks=tasks, workers=workers, keypoints=keypoints)
+    limit = cfg.prepare.max_failed_share
+    print(dataset.summary(p, task=task, tasks=tasks, limit=limit))
+    return EXIT_FAILURE if p.failed_share > limit else EXIT_OK
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

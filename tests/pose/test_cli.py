@@ -48,4 +48,4 @@ def test_a_dataset_with_exact_keypoints_needs_no_estimation(tmp_path):
     generate(tmp_path / "s", 6, frames=4, size=16)
     env = {**train_env(), "T2S_POSE_PYTHON": str(tmp_path / "nowhere" / "python")}
     out = keypoints(tmp_path / "s", env=env)  # no pose environment needed either
-    assert out.returncode == 0 and "carries exact keypoints" in out.stdout
+    assert out.returncode == 0 and "keypoints: not estimated (exact keypoints" in out.stdout

@@ -76,3 +76,25 @@ def test_a_failing_worker_names_every_clip_it_did_not_write(tmp_path, pose):
     assert set(out.failed) == {"k0", "k1"}
     assert all("pose worker exit 1" in why for why in out.failed.values())
     assert not list((tmp_path / "kp").glob("*.pose"))
+
+
+def test_a_clip_the_estimator_fails_on_is_named_and_the_others_go_on(tmp_path, pose):
+    """One bad clip used to kill its worker's whole chunk (and the keypoints stage)."""
+    videos = np.stack([person.clip("pan left", 4, 64), person.clip("zoom in", 4, 64)])
+    np.save(tmp_path / "v.npy", videos)
+    keys = {0: content_key(videos[0]), 7: "no-such-row", 1: content_key(videos[1])}
+    out = extract(tmp_path / "v.npy", keys, tmp_path / "kp", pose, workers=1)
+    assert set(out.done) == {keys[0], keys[1]}
+    assert list(out.failed) == ["no-such-row"] and "IndexError" in out.failed["no-such-row"]
+
+
+def test_a_worker_that_dies_on_a_clip_is_restarted_for_the_rest(tmp_path, pose, monkeypatch):
+    from text2sign.pose.worker import FAULT_ENV
+
+    videos = np.stack([person.clip(m, 4, 64) for m in ("pan left", "zoom in", "tilt up")])
+    np.save(tmp_path / "v.npy", videos)
+    keys = {i: content_key(v) for i, v in enumerate(videos)}
+    monkeypatch.setenv(FAULT_ENV, keys[1])
+    out = extract(tmp_path / "v.npy", keys, tmp_path / "kp", pose, workers=1)
+    assert set(out.done) == {keys[0], keys[2]}  # the clip after the crash too
+    assert list(out.failed) == [keys[1]] and "pose worker exit -11" in out.failed[keys[1]]

@@ -57,6 +57,7 @@ from text2sign.metrics.image import psnr, ssim, temporal_consistency
 from text2sign.metrics.lpips_metric import lpips_distance
 from text2sign.metrics.result import Metric
 from text2sign.pose import env as pose_env
+from text2sign.pose.dataset import resolution_warning
 from text2sign.run.rundir import RunDir
 from text2sign.runtime import distributed, threads
 
@@ -177,6 +178,7 @@ def evaluate(
     result = {
         "weights": weights,
         "keypoints_source": source,
+        "keypoints_warning": detail.get("keypoints_warning", ""),
         "samples_reused": reuse,
         "num_videos": n,
         "seed": ev.seed,
@@ -228,6 +230,7 @@ def _score_real(
     workers = threads.allocation()[0]
     errors, detail, ref_joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
                                                           workers=workers)  # fmt: skip
+    detail["keypoints_warning"] = resolution_warning(cache.size)  # "" at 64 px and above
     metrics, audit_detail = pose_scoring.pose_metrics(errors, detail, perm, recordings)
     try:  # the floor is context: a source that cannot be read again makes it N/A, not the run
         native, info = floor_mod.native_joints(cache, rows, pose_scoring.keypoints_dir(refs_npy),

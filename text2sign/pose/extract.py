@@ -66,7 +66,8 @@ def extract(
     progress: Callable[[int, int], None] | None = None,
 ) -> Extraction:
     """Estimate videos ``keys`` (index into ``videos_npy`` → key) whose ``OUT/<key>.pose`` is
-    missing, with ``workers`` pose processes. Never raises for a clip: failures are reported."""
+    missing, with ``workers`` pose processes. Never raises for a clip: failures are reported
+    (an exception in the estimator, or a worker that died on the clip and was restarted)."""
     if not env.ok:
         raise RuntimeError(env.reason)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,34 +83,53 @@ def extract(
     lock = threading.Lock()
 
     def run(chunk: list[dict], tmp: Path, n: int) -> None:
-        spec = tmp / f"jobs{n}.json"
-        spec.write_text(json.dumps(chunk))
-        cmd = [env.python, str(WORKER), "--videos", str(videos_npy), "--jobs", str(spec),
-               "--out", str(out), "--size", str(size)]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        err: list[str] = []
-        drain = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
-        drain.start()
-        for line in proc.stdout:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a library's own print: not ours
-            with lock:
-                if row.get("cached"):
-                    result.cached.append(row["key"])
-                else:
-                    result.done[row["key"]] = row
-                if progress:
-                    progress(len(result.done) + len(result.failed), total)
-        proc.wait()
-        drain.join()
-        lines = [ln.strip() for ln in err if ln.strip() and not ln.startswith(("W0000", "I0000"))]
-        reason = lines[-1] if lines else f"exit {proc.returncode}"
-        with lock:
-            for job in chunk:
-                if job["key"] not in result.done and not (out / f"{job['key']}.pose").exists():
-                    result.failed[job["key"]] = f"pose worker exit {proc.returncode}: {reason}"
+        """One worker over ``chunk``; a worker that dies on a clip (a crash, not an exception:
+        those the worker reports itself) fails that clip and is restarted for the rest."""
+        left, attempt = list(chunk), 0
+        while left:
+            spec = tmp / f"jobs{n}.{attempt}.json"
+            spec.write_text(json.dumps(left))
+            cmd = [env.python, str(WORKER), "--videos", str(videos_npy), "--jobs", str(spec),
+                   "--out", str(out), "--size", str(size)]  # fmt: skip
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            err: list[str] = []
+            drain = threading.Thread(target=err.extend, args=(proc.stderr,), daemon=True)
+            drain.start()
+            answered, current = set(), None
+            for line in proc.stdout:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a library's own print: not ours
+                if row.get("started"):
+                    current = row["key"]
+                    continue
+                answered.add(row["key"])
+                with lock:
+                    if row.get("cached"):
+                        result.cached.append(row["key"])
+                    elif row.get("error"):
+                        result.failed[row["key"]] = row["error"]
+                    else:
+                        result.done[row["key"]] = row
+                    if progress:
+                        progress(len(result.done) + len(result.failed), total)
+            proc.wait()
+            drain.join()
+            left = [j for j in left if j["key"] not in answered]
+            if not left:
+                return
+            lines = [
+                ln.strip() for ln in err if ln.strip() and not ln.startswith(("W0000", "I0000"))
+            ]
+            reason = f"pose worker exit {proc.returncode}: {lines[-1] if lines else 'no message'}"
+            with lock:  # the clip it died on fails; without one, the whole rest does
+                dead = [j for j in left if j["key"] == current] or left
+                for job in dead:
+                    if not (out / f"{job['key']}.pose").exists():
+                        result.failed[job["key"]] = reason
+            left = [j for j in left if j not in dead]
+            attempt += 1
 
     with tempfile.TemporaryDirectory(prefix="t2s-pose-") as tmp:
         threads = [threading.Thread(target=run, args=(c, Path(tmp), n))

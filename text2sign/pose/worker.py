@@ -6,7 +6,9 @@
 saved evaluation samples); ``JOBS.json`` lists ``{"index": i, "key": KEY}``: video ``i`` is
 estimated and written to ``DIR/KEY.pose`` (pose-format, the sign language field's container),
 through a temporary name and a rename, so a killed worker leaves whole files only. A key whose
-file exists is skipped: re-running resumes. One JSON line per clip on stdout says what was found.
+file exists is skipped: re-running resumes. One JSON line per clip on stdout says what was found,
+or why the clip failed (an exception is that clip's failure: the worker goes on with the next;
+a ``started`` line before each clip lets the parent name the clip a crash died on).
 
 It imports nothing of text2sign, so the pose environment (``make pose-venv``; ``/opt/venv-pose``
 in the images) needs only ``text2sign/pose/requirements.txt``: mediapipe 0.10.21 carries its
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +34,7 @@ import numpy as np
 #: (model_complexity 0 and 2 would download theirs); tracking across the frames of a clip.
 HOLISTIC = {"model_complexity": 1, "static_image_mode": False, "smooth_landmarks": False}
 FPS = 25.0  # written into the .pose header; the clips are resampled to T frames anyway
+FAULT_ENV = "T2S_POSE_FAULT_KEY"  # tests: the worker dies (SIGSEGV) on the clip of this key
 
 
 def enlarge(frames: np.ndarray, size: int) -> np.ndarray:
@@ -87,9 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         if path.exists():
             print(json.dumps({"key": job["key"], "cached": True}), flush=True)
             continue
-        frames = np.asarray(videos[job["index"]])
-        pose = estimate(frames, args.size)
-        write(pose, path)
+        print(json.dumps({"key": job["key"], "started": True}), flush=True)
+        if job["key"] == os.environ.get(FAULT_ENV):  # fault injection for tests: a hard crash
+            os.kill(os.getpid(), signal.SIGSEGV)
+        try:  # one clip that makes the estimator raise is named; the others go on
+            frames = np.asarray(videos[job["index"]])
+            pose = estimate(frames, args.size)
+            write(pose, path)
+        except Exception as e:  # any library error is this clip's failure
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            print(json.dumps({"key": job["key"], "error": f"{type(e).__name__}: {line}"}),
+                  flush=True)  # fmt: skip
+            continue
         print(json.dumps({
             "key": job["key"], "frames": len(frames),
             "body": found(pose, "POSE_LANDMARKS"),

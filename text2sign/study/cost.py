@@ -53,11 +53,19 @@ def run_jobs(plan: dict[str, Any] | None) -> dict[Run, list[str]]:
     return out
 
 
+def prepare_job_ids(plan: dict[str, Any] | None) -> list[str]:
+    """The study's prepare tasks (older studies: ``keypoints_job_ids``)."""
+    plan = plan or {}
+    return [str(j) for j in plan.get("prepare_job_ids") or plan.get("keypoints_job_ids") or []]
+
+
 def study_job_ids(plan: dict[str, Any] | None) -> list[str]:
-    """Every job sacct is asked about for a study: all runs' jobs and the collector."""
+    """Every job sacct is asked about for a study: all runs' jobs, the prepare stage and the
+    collector."""
     ids = [j for jobs in run_jobs(plan).values() for j in jobs]
     return [
         *ids,
+        *prepare_job_ids(plan),
         *([str(plan["collector_job_id"])] if (plan or {}).get("collector_job_id") else []),
     ]
 
@@ -219,7 +227,8 @@ def study_cost(study: Study, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The study's total (its runs' jobs, every submission) and, separately, the collector's."""
     total = runs_cost(jobs, study.plan, study.path)
     collector = job_cost(jobs, [study.plan.get("collector_job_id")])
-    return {"runs": total, "collector": collector}
+    prepare = job_cost(jobs, prepare_job_ids(study.plan))
+    return {"runs": total, "collector": collector, "prepare": prepare}
 
 
 def cost_section(study: Study, df: pd.DataFrame, jobs: dict[str, dict[str, Any]]) -> list[str]:
@@ -241,7 +250,10 @@ def cost_section(study: Study, df: pd.DataFrame, jobs: dict[str, dict[str, Any]]
         "GPU-hours = elapsed × allocated GPUs, core-hours = `CPUTimeRAW` / 3600. "
         + ("The collector job's own cost is excluded (it is still running): "
            f"{fmt_hours(s['collector'])} so far." if s["collector"]["accounted"] else
-           "The collector job's own cost is excluded.") + "\n"
+           "The collector job's own cost is excluded.")
+        + (f" The prepare stage (decoding and keypoints, shared by every run) used "
+           f"{fmt_hours(s['prepare'])}, not included above." if s["prepare"]["accounted"] else "")
+        + "\n"
     )  # fmt: skip
     out += ["| variant | GPU-h | core-h | lost | attempts | mean GPU util | mean GPU memory | note |",
             "|---|---|---|---|---|---|---|---|"]  # fmt: skip

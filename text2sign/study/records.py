@@ -103,6 +103,8 @@ def _read_evaluation(rec: RunRecord) -> None:
     # Before keypoints_source existed only the synthetic set had DTW-MJE and the audit: exact.
     older = any(rec.evaluation.get(k) is not None for k in ("dtw_mje", "audit_gap"))
     rec.keypoints = str(ev.get("keypoints_source") or ("exact" if older else ""))
+    if ev.get("keypoints_warning"):  # estimated on frames too small for the estimator
+        rec.keypoints += " (frames too small: noise)"
     ranks = ev.get("inference_ranks") or []
     device = str(ev.get("inference_device") or "")
     rec.inference_device = f"{device} x{len(ranks)} ranks" if len(ranks) > 1 else device

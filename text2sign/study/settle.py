@@ -45,7 +45,7 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
         return 0
     if jobs is None:
         jobs = slurm_query.summarize(slurm_query.job_records([r.get("job_id") for r in open_runs]))
-    blocked = _keypoints_failure(study, plan)
+    blocked = _prepare_failure(study, plan)
     settled = 0
     for r in open_runs:
         job = jobs.get(str(r.get("job_id")))
@@ -56,10 +56,11 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
     return settled
 
 
-def _keypoints_failure(study: Path, plan: dict[str, Any]) -> str:
-    """Why the runs never started, when the study's keypoints stage failed ("" when it did not):
-    SLURM cancels the training arrays that wait for it (``afterok``, ``--kill-on-invalid-dep``)."""
-    ids = [str(j) for j in plan.get("keypoints_job_ids") or []]
+def _prepare_failure(study: Path, plan: dict[str, Any]) -> str:
+    """Why the runs never started, when the study's prepare stage failed ("" when it did not):
+    SLURM cancels the training arrays that wait for it (``afterok``, ``--kill-on-invalid-dep``).
+    Studies from before the stage was named prepare list ``keypoints_job_ids``."""
+    ids = [str(j) for j in plan.get("prepare_job_ids") or plan.get("keypoints_job_ids") or []]
     records = slurm_query.summarize(slurm_query.job_records(ids)) if ids else {}
     bad = sorted((j, rec["state"]) for j, rec in records.items()
                  if rec["state"] in slurm_query.ENDED and rec["state"] != "COMPLETED")  # fmt: skip
@@ -68,7 +69,7 @@ def _keypoints_failure(study: Path, plan: dict[str, Any]) -> str:
     job, state = bad[0]
     logs = study / "submitit" if (study / "submitit").is_dir() else study
     return (
-        f"not started: the keypoints job {job} ended {state} (DTW-MJE needs the references' "
+        f"not started: the prepare job {job} ended {state} (decoding and the references' "
         f"keypoints; its log is in {logs}), so SLURM cancelled the training job"
     )
 

@@ -29,14 +29,14 @@ JOB_LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "jobs.sbatch_params",
             "jobs.record",
             "jobs.inputs",
-            "jobs.keypoints",
+            "jobs.prepare",
         ),  # fmt: skip
         "job time": (
             "jobs.launcher",
             "jobs.supervisor",
             "jobs.ending",
             "jobs.sbatch_job",
-            "jobs.keypoints_job",
+            "jobs.prepare_job",
         ),  # fmt: skip
     },
     {"shared": ("jobs.spec", "jobs.studyfile", "jobs.container", "jobs.snapshot", "jobs")},

@@ -70,3 +70,19 @@ def test_seeds_that_drew_different_clips_are_named(tmp_path):
                                   "11 recordings, 3 signers (seed1)")  # fmt: skip
     report = (tmp_path / "report.md").read_text()
     assert "Every evaluation rests on 32 clips, 12 recordings, 3 signers (seed0) / " in report
+
+
+def test_keypoints_estimated_on_frames_too_small_are_marked_in_the_table(tmp_path):
+    """Issue 22: at the tiny profile's 16 px MediaPipe 'finds' a body with positions that are
+    noise; the evaluation says so and the table's keypoints column carries it."""
+    import json
+
+    from text2sign.study.records import load_study
+
+    r = fake_run(tmp_path, "baseline", 0, final_loss=0.2)
+    fake_eval(r, dtw_mje=0.5)
+    ev = json.loads((r / "evaluation_metrics.json").read_text())
+    ev.update(keypoints_source="estimated", keypoints_warning="keypoints at 16 px are noise")
+    (r / "evaluation_metrics.json").write_text(json.dumps(ev))
+    (rec,) = load_study(tmp_path).records
+    assert rec.keypoints == "estimated (frames too small: noise)"

@@ -30,7 +30,7 @@ def test_a_failed_keypoints_stage_fails_the_study_visibly(slurm, pose, tmp_path,
     env = {**job_env(), pose_env.ENV_VAR: str(broken_pose_python(tmp_path, pose))}
     rec = submit(tmp_path, "kpfail", person_manifest, "--variants", "baseline", "--seeds", "0",
                  "--set", "data.image_size=32", env=env)  # fmt: skip
-    (kp_job,) = rec["keypoints_job_ids"]
+    (kp_job,) = rec["prepare_job_ids"]
     run = rec["runs"][0]
     assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"
     assert sacct(kp_job)["state"] == "FAILED"
