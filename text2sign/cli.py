@@ -249,7 +249,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         return _cmd_prepare(args)
     from text2sign.data.check import check_report
 
-    print(check_report(args.root, strict=args.strict))
+    print(check_report(args.root, strict=args.strict, progress=True))
     return EXIT_OK
 
 

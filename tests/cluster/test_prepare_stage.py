@@ -1,6 +1,7 @@
-"""A keypoints stage that fails is visible: its job FAILED in sacct, the training job cancelled
-by SLURM before it started (afterok + kill-on-invalid-dep), and each run FAILED with the
-keypoints job named in status.json, the table and the report (host runtime, real cluster)."""
+"""A prepare stage that fails is visible: its job FAILED in sacct, the training job cancelled by
+SLURM before it started (afterok + kill-on-invalid-dep), and each run FAILED with the prepare
+job named in status.json, the table and the report (host runtime, real cluster). Every clip's
+estimation fails here (a broken pose install): above prepare.max_failed_share."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def broken_pose_python(tmp_path, pose):
 
 
 @pytest.mark.timeout(900)
-def test_a_failed_keypoints_stage_fails_the_study_visibly(slurm, pose, tmp_path, person_manifest):  # noqa: F811
+def test_a_failed_prepare_stage_fails_the_study_visibly(slurm, pose, tmp_path, person_manifest):  # noqa: F811
     from text2sign.pose import env as pose_env
 
     env = {**job_env(), pose_env.ENV_VAR: str(broken_pose_python(tmp_path, pose))}
@@ -41,7 +42,9 @@ def test_a_failed_keypoints_stage_fails_the_study_visibly(slurm, pose, tmp_path,
     assert train["elapsedraw"] == "0", train
     status = json.loads((tmp_path / "kpfail" / run["run_dir"] / "status.json").read_text())
     assert status["state"] == "FAILED" and status["cause"] == "dependency", status
-    assert status["reason"].startswith(f"not started: the keypoints job {kp_job} ended FAILED")
+    assert status["reason"].startswith(f"not started: the prepare job {kp_job} ended FAILED")
     df = pd.read_csv(tmp_path / "kpfail" / "comparison_table.csv")
-    assert f"keypoints job {kp_job} ended FAILED" in df.not_completed[0]
-    assert f"keypoints job {kp_job}" in (tmp_path / "kpfail" / "report.md").read_text()
+    assert f"prepare job {kp_job} ended FAILED" in df.not_completed[0]
+    assert f"prepare job {kp_job}" in (tmp_path / "kpfail" / "report.md").read_text()
+    logs = [p.read_text(errors="replace") for p in (tmp_path / "kpfail").rglob("*.out")]
+    assert any("16 of 16 clips failed (100.0%" in text for text in logs)  # the task says why

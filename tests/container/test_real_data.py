@@ -21,7 +21,7 @@ def test_a_study_on_an_mp4_manifest_gets_keypoints_before_training(slurm, image,
     rec = submit(tmp_path, "real", person_manifest, image, "--variants", "baseline",
                  "--set", "data.image_size=64", "--set", "train.max_steps=4",
                  "--set", "eval.num_videos=2", "--set", "diffusion.sample_steps=2")  # fmt: skip
-    assert rec["keypoints"] == [f"{person_manifest} at 8 x 64 px, first"]
+    assert rec["prepare"] == [f"{person_manifest} at 8 x 64 px, first"]
     (kp_job,) = rec["prepare_job_ids"]
     run = rec["runs"][0]
     assert wait_for(rec["collector_job_id"])["state"] == "COMPLETED"

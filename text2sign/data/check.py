@@ -1,5 +1,6 @@
 """``python -m text2sign data check ROOT``: what a dataset (folder or manifest) holds, and what
-is wrong with it. Every sample is decoded (the whole cut), as the cache would."""
+is wrong with it. Every sample is decoded (the whole cut), as the cache would, in parallel over
+the allocation's CPUs (:mod:`text2sign.data.decode_pool`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from text2sign.data.decode_pool import probe_all, progress_printer
 from text2sign.data.samples import Bad, format_bad
 from text2sign.data.sources import list_samples, no_samples_error
-from text2sign.data.video import BadVideo, ClipInfo, probe
 from text2sign.errors import DataError
 
 _MAX_SIGNERS_LISTED = 20  # per-signer counts shown before the rest are summarised
@@ -29,20 +30,25 @@ def _counts(counter: Counter, limit: int) -> str:
     return text + (f", ... ({len(counter) - limit} more)" if len(counter) > limit else "")
 
 
-def check_report(root: str | os.PathLike, *, strict: bool = False) -> str:
+def check_report(root: str | os.PathLike, *, strict: bool = False, workers: int | None = None,
+                 progress: bool = False) -> str:  # fmt: skip
     """A human-readable report of the dataset at ``root``: counts, frame and caption statistics.
 
-    Raises ``DataError`` for a missing root, one without a sample that decodes, and with
-    ``strict`` for any bad entry.
+    Every clip is decoded, with ``workers`` processes (default: the allocation's CPUs);
+    ``progress`` prints progress lines on stderr. Raises ``DataError`` for a missing root, one
+    without a sample that decodes, and with ``strict`` for any bad entry.
     """
+    from text2sign.runtime import threads
+
     listing = list_samples(root, strict=strict)
     bad: list[Bad] = list(listing.bad)
     good, infos = [], []
-    for sample in listing.samples:
-        try:
-            info: ClipInfo = probe(sample)
-        except BadVideo as e:
-            bad.append(Bad(sample.label, str(e)))
+    workers = workers or threads.allocation()[0]
+    shown = progress_printer("checking") if progress else None
+    for sample, info in zip(listing.samples, probe_all(listing.samples, workers=workers,
+                                                       progress=shown), strict=True):  # fmt: skip
+        if isinstance(info, str):
+            bad.append(Bad(sample.label, info))
             continue
         good.append(sample)
         infos.append(info)

@@ -116,6 +116,44 @@ def decode_into(
     return sorted(results, key=lambda d: d.row)
 
 
+def _probe(jobs: list[Sample]) -> list[video.ClipInfo | str]:
+    video.DECODER_THREADS = 1
+    out: list[video.ClipInfo | str] = []
+    for sample in jobs:
+        try:
+            out.append(video.probe(sample))
+        except video.BadVideo as e:
+            out.append(str(e))
+    return out
+
+
+def probe_all(
+    samples: list[Sample],
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[video.ClipInfo | str]:
+    """:func:`text2sign.data.video.probe` of every sample (the whole cut decoded), in order, with
+    ``workers`` processes: a ClipInfo, or the one-line reason the sample is bad."""
+    chunks = [samples[i : i + CHUNK] for i in range(0, len(samples), CHUNK)]
+    if workers <= 1 or len(samples) < POOL_MIN_CLIPS:
+        video.DECODER_THREADS = max(1, workers)
+        results: list[video.ClipInfo | str] = []
+        for chunk in chunks:
+            results += _probe(chunk)
+            if progress:
+                progress(len(results), len(samples))
+        return results
+    done = 0
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_probe, c) for c in chunks]
+        for future in as_completed(futures):
+            done += len(future.result())
+            if progress:
+                progress(done, len(samples))
+        return [r for f in futures for r in f.result()]
+
+
 def progress_printer(what: str, every_s: float = 2.0) -> Callable[[int, int], None]:
     """A progress callback: ``what: k/n clips (r clips/s, ETA s)`` on stderr, at most every
     ``every_s`` seconds and at the end."""
