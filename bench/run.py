@@ -41,6 +41,8 @@ BENCHMARKS = (
     "pose_resolution",
     "pose_throughput",
     "pose_dtw",
+    "fullsize_plan",
+    "prepare_speed",
     "image_build",
 )
 
