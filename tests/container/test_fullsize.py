@@ -18,9 +18,8 @@ from tests.container.test_study import submit
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 
 
-def test_full_size_phoenix_outside_the_manifests_folder_runs_in_the_image(
-    slurm, image, fullsize_phoenix, tmp_path  # noqa: F811
-):
+def test_full_size_phoenix_outside_its_manifests_folder_runs_in_the_image(slurm, image,  # noqa: F811
+                                                                         fullsize_phoenix, tmp_path):  # fmt: skip
     t0 = time.monotonic()
     rec = submit(tmp_path, "phx", fullsize_phoenix, image, "--variants", "baseline",
                  "--set", "train.max_steps=2", "--set", "eval.num_videos=2",

@@ -73,6 +73,12 @@ def _decode_one(dest: np.ndarray, row: int, sample: Sample, num_frames: int, siz
 # -- in the parent --------------------------------------------------------------------------
 
 
+def _chunk(n: int, workers: int) -> int:
+    """Clips a worker takes at a time: up to ``CHUNK``, but at least 4 chunks a worker, so the
+    last chunks do not leave a worker idle (12 clips on 2 workers: one at a time)."""
+    return max(1, min(CHUNK, n // (4 * max(workers, 1))))
+
+
 def decode_into(
     samples: list[Sample],
     out_npy: Path,
@@ -103,7 +109,8 @@ def decode_into(
     dest.flush()
     del dest
     jobs = list(enumerate(samples))
-    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    per = _chunk(len(jobs), workers)
+    chunks = [jobs[i : i + per] for i in range(0, len(jobs), per)]
     ctx = get_context("spawn")
     init = (str(out_npy), num_frames, size, sampling)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=init) as pool:
@@ -135,7 +142,8 @@ def probe_all(
 ) -> list[video.ClipInfo | str]:
     """:func:`text2sign.data.video.probe` of every sample (the whole cut decoded), in order, with
     ``workers`` processes: a ClipInfo, or the one-line reason the sample is bad."""
-    chunks = [samples[i : i + CHUNK] for i in range(0, len(samples), CHUNK)]
+    per = _chunk(len(samples), workers)
+    chunks = [samples[i : i + per] for i in range(0, len(samples), per)]
     if workers <= 1 or len(samples) < POOL_MIN_CLIPS:
         video.DECODER_THREADS = max(1, workers)
         results: list[video.ClipInfo | str] = []
