@@ -131,7 +131,7 @@ def run() -> Section:
             f"Pose environment: {env.versions}. Model loading is inside every timing (each "
             "worker starts MediaPipe once; over 104 clips it is amortised, over the 8 clips "
             "measured before issue 22 it was not: 0.83-0.89x then).",
-            f"The projection assumes {FRAMES} frames per clip: the keypoints stage estimates the "
+            f"The projection assumes {FRAMES} frames per clip: the prepare stage estimates the "
             "frames the model sees (the decoded clip), not every frame of the original video.",
         ],
         seconds=time.perf_counter() - start,

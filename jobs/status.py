@@ -35,11 +35,11 @@ from text2sign.errors import EXIT_OK, EXIT_USAGE, UsageError  # noqa: E402
 from text2sign.run.rundir import TERMINAL as RUN_ENDED  # noqa: E402
 from text2sign.study.cost import (  # noqa: E402
     fmt_hours,
-    prepare_job_ids,
     runs_cost,
     status_footer,
     study_job_ids,
 )
+from text2sign.study.settle import prepare_job_ids  # noqa: E402
 from text2sign.study.slurm_query import ENDED, MIN_POLL_S, SacctPoller  # noqa: E402
 
 COLUMNS = ("variant", "seed", "job", "state", "slurm", "restarts", "elapsed", "cost", "step",

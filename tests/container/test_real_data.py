@@ -1,5 +1,5 @@
 """A study on real people's clips (.mp4 + manifest) through the real cluster, inside the CPU
-image: the keypoints stage runs first (MediaPipe in the image's pose environment), training
+image: the prepare stage runs first (MediaPipe in the image's pose environment), training
 waits for it (afterok), and each run's evaluation scores DTW-MJE and the audit on estimated
 keypoints, reusing the references' keypoints the stage estimated (nothing is estimated twice)."""
 

@@ -79,7 +79,7 @@ def test_a_failing_worker_names_every_clip_it_did_not_write(tmp_path, pose):
 
 
 def test_a_clip_the_estimator_fails_on_is_named_and_the_others_go_on(tmp_path, pose):
-    """One bad clip used to kill its worker's whole chunk (and the keypoints stage)."""
+    """One bad clip used to kill its worker's whole chunk (and the prepare stage)."""
     videos = np.stack([person.clip("pan left", 4, 64), person.clip("zoom in", 4, 64)])
     np.save(tmp_path / "v.npy", videos)
     keys = {0: content_key(videos[0]), 7: "no-such-row", 1: content_key(videos[1])}

@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from text2sign.study.records import RunRecord, Study, plan_runs
+from text2sign.study.settle import prepare_job_ids
 
 RUNNING = frozenset({"RUNNING", "PENDING", "SUSPENDED", "REQUEUE_HOLD", "CONFIGURING"})
 Run = tuple[str, str]  # (point, "seed<k>")
@@ -51,12 +52,6 @@ def run_jobs(plan: dict[str, Any] | None) -> dict[Run, list[str]]:
             if j and str(j) not in ids:
                 ids.append(str(j))
     return out
-
-
-def prepare_job_ids(plan: dict[str, Any] | None) -> list[str]:
-    """The study's prepare tasks (older studies: ``keypoints_job_ids``)."""
-    plan = plan or {}
-    return [str(j) for j in plan.get("prepare_job_ids") or plan.get("keypoints_job_ids") or []]
 
 
 def study_job_ids(plan: dict[str, Any] | None) -> list[str]:

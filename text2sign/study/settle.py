@@ -56,11 +56,17 @@ def settle(study: Path, plan: dict[str, Any], jobs: dict[str, dict[str, Any]] | 
     return settled
 
 
+def prepare_job_ids(plan: dict[str, Any] | None) -> list[str]:
+    """The study's prepare tasks (studies from before the stage was named prepare list
+    ``keypoints_job_ids``)."""
+    plan = plan or {}
+    return [str(j) for j in plan.get("prepare_job_ids") or plan.get("keypoints_job_ids") or []]
+
+
 def _prepare_failure(study: Path, plan: dict[str, Any]) -> str:
     """Why the runs never started, when the study's prepare stage failed ("" when it did not):
-    SLURM cancels the training arrays that wait for it (``afterok``, ``--kill-on-invalid-dep``).
-    Studies from before the stage was named prepare list ``keypoints_job_ids``."""
-    ids = [str(j) for j in plan.get("prepare_job_ids") or plan.get("keypoints_job_ids") or []]
+    SLURM cancels the training arrays that wait for it (``afterok``, ``--kill-on-invalid-dep``)."""
+    ids = prepare_job_ids(plan)
     records = slurm_query.summarize(slurm_query.job_records(ids)) if ids else {}
     bad = sorted((j, rec["state"]) for j, rec in records.items()
                  if rec["state"] in slurm_query.ENDED and rec["state"] != "COMPLETED")  # fmt: skip
