@@ -27,10 +27,11 @@ import numpy as np
 from text2sign.config import Config
 from text2sign.data import build
 from text2sign.data.cache import DEFAULT_CACHE_SUBDIR, DecodedCache, make_plan
+from text2sign.data.decode_pool import progress_printer
 from text2sign.data.sources import dataset_dir, list_samples
 from text2sign.errors import DataError, UsageError
 from text2sign.pose.env import PoseEnv
-from text2sign.pose.extract import Extraction, content_key, extract, print_progress
+from text2sign.pose.extract import Extraction, content_key, extract
 
 #: Below this frame size MediaPipe finds no hand and often no body (docs/evaluation.md, "Which
 #: frame size is enough": the body from 64-96 px, hands from 128 px); what it returns is noise.
@@ -136,7 +137,7 @@ def _estimate(videos_npy: Path, rows: list[int], out: Path, env: PoseEnv | None,
     videos = np.load(videos_npy, mmap_mode="r")
     keys = {j: content_key(videos[j]) for j in rows}
     return extract(videos_npy, keys, out, env, workers=workers,
-                   progress=print_progress("keypoints"))  # fmt: skip
+                   progress=progress_printer("keypoints"))  # fmt: skip
 
 
 def split_keypoints(

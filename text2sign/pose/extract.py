@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -140,20 +139,3 @@ def extract(
             t.join()
     result.seconds = time.monotonic() - started
     return result
-
-
-def print_progress(what: str) -> Callable[[int, int], None]:
-    """A progress callback printing ``what: k/n clips (r clips/s, ETA)`` at most every 2 s."""
-    start, last = time.monotonic(), [0.0]
-
-    def show(k: int, n: int) -> None:
-        now = time.monotonic()
-        if k < n and now - last[0] < 2.0:
-            return
-        last[0] = now
-        rate = k / max(now - start, 1e-9)
-        eta = (n - k) / rate if rate > 0 else float("inf")
-        print(f"{what}: {k}/{n} clips ({rate:.2f} clips/s, ETA {eta:.0f} s)", file=sys.stderr,
-              flush=True)  # fmt: skip
-
-    return show
