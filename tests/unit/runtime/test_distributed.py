@@ -112,6 +112,7 @@ def test_a_world_of_one_needs_no_port():
         "assert env.world_size == 1 and torch.distributed.is_initialized()\n"
         "t = torch.ones(1); torch.distributed.all_reduce(t); assert t.item() == 1.0\n"
         "print('ok', os.environ['MASTER_PORT'])\n"
+        "d.shutdown()\n"  # as the CLI does: left to interpreter exit, gloo may abort (-6)
     )
     env = {k: v for k, v in __import__("os").environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}  # fmt: skip
