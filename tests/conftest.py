@@ -132,3 +132,17 @@ def pose():
             pytest.fail(f"T2S_REQUIRE_POSE=1 but {found.reason}")
         pytest.skip(f"{found.reason}; set T2S_REQUIRE_POSE=1 to make this a failure")
     return found
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A real browser (system Chromium through Playwright, ``tests/tools/browser.py``): tests
+    that need it skip with the reason, or fail under ``T2S_REQUIRE_BROWSER=1`` (CI)."""
+    from tests.tools import browser as browser_mod
+
+    why = browser_mod.missing()
+    if why:
+        if os.environ.get("T2S_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"T2S_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(f"{why}; set T2S_REQUIRE_BROWSER=1 to make this a failure")
+    return browser_mod

@@ -151,7 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="comparison tables + report of a study's runs")
     p.add_argument("study", type=Path, help="results/<study>")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="no PNG plots in report.md")
+    p.add_argument("--no-html", action="store_true", help="no report.html")
+    p.add_argument(
+        "--video-seed",
+        type=int,
+        default=None,
+        metavar="K",
+        help="report.html shows seed K's videos (default: each point's lowest DTW-MJE)",
+    )
 
     sub.add_parser("doctor", help="versions, GPUs (torch + NVML), DeepSpeed accelerator, paths")
     return parser
@@ -320,10 +328,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from text2sign.study.collect import collect
 
-    collect(args.study, plots=not args.no_plots)
+    collect(args.study, plots=not args.no_plots, html=not args.no_html, video_seed=args.video_seed)
     print((args.study / "comparison_table.md").read_text(), end="")
     print(f"tables and report: {args.study}/comparison_table.{{csv,md,tex}}, "
-          f"{args.study}/comparison_long.csv, {args.study}/report.md")  # fmt: skip
+          f"{args.study}/comparison_long.csv, {args.study}/report.md"
+          + ("" if args.no_html else f", {args.study}/report.html"))  # fmt: skip
     return EXIT_OK
 
 

@@ -200,6 +200,14 @@ class EvalConfig(Section):
     batch_size: int = Field(
         8, ge=1, le=1024, description="Videos one rank samples at once (bounds inference memory)."
     )
+    video_clips: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="Evaluated clips written as videos (reference, sample, "
+        "sample with a shuffled caption) for report.html and TensorBoard (0: none).",
+    )
+    video_fps: int = Field(8, ge=1, le=60, description="Frames per second of those videos.")
     i3d_path: str | None = Field(
         None, description="StyleGAN-V i3d_torchscript.pt for FVD (absent: FVD is N/A)."
     )

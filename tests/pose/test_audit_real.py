@@ -81,10 +81,11 @@ def test_references_without_a_body_say_so(tmp_path, pose):
     passes = {"correct": ["a", "b"], "shuffled": ["b", "a"], "empty": ["", ""]}
     videos = {name: blank for name in passes}
     pose_scoring.save_samples(tmp_path, videos, {"passes": list(passes), "num_videos": 2})
-    errors, detail, refs = pose_scoring.pose_errors(tmp_path, videos,
+    errors, detail, joints = pose_scoring.pose_errors(tmp_path, videos,
                                                     tmp_path / "c" / "d" / "videos.npy", [0, 1],
                                                     pose)  # fmt: skip
-    assert not any(r.body_found.any() for r in refs)
+    assert not any(r.body_found.any() for r in joints["reference"])
+    assert set(joints) == {"reference", *passes} and len(joints["shuffled"]) == 2
     assert detail["no_score"]["correct"] == "no body found in the 2 reference clips"
     assert detail["unscorable"]["correct/0"] == "no body found in the reference clip"
     metrics, _ = pose_scoring.pose_metrics(errors, detail, [1, 0], ["r0", "r1"])

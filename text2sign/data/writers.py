@@ -27,11 +27,11 @@ _CODECS = {"mp4": ("libx264", {"crf": "15", "preset": "medium"}),
            "webm": ("libvpx-vp9", {"crf": "20", "b": "0", "deadline": "good", "cpu-used": "4"})}  # fmt: skip
 
 
-def write_gif(path: str | os.PathLike, video: np.ndarray) -> None:
-    """Write uint8 (T, H, W, 3) as a looping GIF and check the frame count."""
+def write_gif(path: str | os.PathLike, video: np.ndarray, fps: int = FPS) -> None:
+    """Write uint8 (T, H, W, 3) as a looping GIF at ``fps`` and check the frame count."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.gif")
-    iio.imwrite(tmp, video, duration=1000 // FPS, loop=0)
+    iio.imwrite(tmp, video, duration=1000 // fps, loop=0)
     with Image.open(tmp) as im:
         written = im.n_frames
     if written != len(video):
@@ -40,8 +40,8 @@ def write_gif(path: str | os.PathLike, video: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_encoded(path: str | os.PathLike, video: np.ndarray, fmt: str) -> None:
-    """Write uint8 (T, H, W, 3) as an ``mp4`` (H.264) or ``webm`` (VP9) at ``FPS``."""
+def write_encoded(path: str | os.PathLike, video: np.ndarray, fmt: str, fps: int = FPS) -> None:
+    """Write uint8 (T, H, W, 3) as an ``mp4`` (H.264) or ``webm`` (VP9) at ``fps``."""
     path = Path(path)
     frames, height, width = video.shape[:3]
     if height % 2 or width % 2:
@@ -50,12 +50,12 @@ def write_encoded(path: str | os.PathLike, video: np.ndarray, fmt: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
         with av.open(str(tmp), "w", format=fmt, options={"fflags": "+bitexact"}) as container:
-            stream = container.add_stream(codec, rate=FPS, options=options)
+            stream = container.add_stream(codec, rate=fps, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1
             for t, image in enumerate(video):
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts, frame.time_base = t, Fraction(1, FPS)
+                frame.pts, frame.time_base = t, Fraction(1, fps)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())  # flush the encoder's delayed frames
         os.replace(tmp, path)

@@ -40,7 +40,7 @@ from text2sign.data.samples import keypoints_path
 from text2sign.evaluation import audit as audit_mod
 from text2sign.evaluation import clips as clips_mod
 from text2sign.evaluation import floor as floor_mod
-from text2sign.evaluation import pose_scoring
+from text2sign.evaluation import pose_scoring, showcase
 from text2sign.evaluation.audit import audit, mean_metric  # noqa: F401  (audit: the public entry point)
 from text2sign.evaluation.definitions import DEFINITIONS, DETECTION, FLOOR
 from text2sign.evaluation.inference import (
@@ -58,7 +58,8 @@ from text2sign.metrics.lpips_metric import lpips_distance
 from text2sign.metrics.result import Metric
 from text2sign.pose import env as pose_env
 from text2sign.pose.dataset import resolution_warning
-from text2sign.run.rundir import RunDir
+from text2sign.run.rundir import RunDir, checkpoint_meta
+from text2sign.run.writers import video_summary
 from text2sign.runtime import distributed, threads
 
 EVAL_JSON, EVAL_CSV = "evaluation_metrics.json", "evaluation_metrics.csv"
@@ -145,6 +146,7 @@ def evaluate(
     refs = np.stack(
         [((it["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for it in items]
     )
+    joints = None  # real signers: the estimated joints, drawn over the report's videos
     if exact:
         audit_metrics, detail = audit_mod.score(videos, ref_kps, perm, drawn.recordings)
         detail["keypoints"], source = EXACT, "exact"
@@ -152,8 +154,9 @@ def evaluate(
         audit_metrics.update(floor_mod.floor_metrics(floor, {}))
         detail["floor"] = {"description": EXACT_FLOOR, "per_video": floor}
     else:
-        audit_metrics, detail, source = _score_real(run_dir, videos, meta, val.cache, rows, perm,
-                                                    drawn.recordings, reuse)  # fmt: skip
+        audit_metrics, detail, source, joints = _score_real(
+            run_dir, videos, meta, val.cache, rows, perm, drawn.recordings, reuse
+        )
     fakes = videos["correct"]
     metrics: dict[str, Metric] = {
         f"eval_{k}": Metric.of(float(v)) for k, v in drawn.counts.items()
@@ -194,6 +197,8 @@ def evaluate(
         "definitions": DEFINITIONS,
     }
     atomic.write_json(run_dir / EVAL_JSON, result)
+    _write_videos(run_dir, cfg, meta, passes, {"reference": refs, **videos}, detail, joints,
+                  drawn.recordings)  # fmt: skip
     lines = ["metric,value,reason"] + [
         f'{k},{"" if m.value is None else m.value},"{m.reason}"' for k, m in metrics.items()
     ]
@@ -208,6 +213,44 @@ EXACT_FLOOR = ("DTW-MJE of the blobs detected in the reference frames against th
                "they were drawn from: the lowest a perfect model could score")  # fmt: skip
 
 
+def _write_videos(
+    run_dir: Path,
+    cfg: Config,
+    meta: dict[str, Any],
+    passes: dict[str, list[str]],
+    videos: dict[str, np.ndarray],
+    detail: dict[str, Any],
+    joints: dict[str, list[Any]] | None,
+    recordings: list[str],
+) -> None:
+    """The first ``eval.video_clips`` clips as videos for the report, and in TensorBoard;
+    ``passes``: the captions each pass was sampled with."""
+    names = meta["clips"]
+    k = min(cfg.eval.video_clips, len(names))
+    if k == 0:
+        return
+    per = detail.get("per_video") or {}
+    clips = [{"name": names[i], "recording": recordings[i], "caption": passes["correct"][i],
+              "shuffled_caption": passes["shuffled"][i],
+              "dtw_mje": {p: (per.get(p) or [None] * k)[i] for p in ("correct", "shuffled", "empty")}}
+             for i in range(k)]  # fmt: skip
+    from torch.utils.tensorboard import SummaryWriter
+
+    step = checkpoint_meta(RunDir(run_dir).checkpoints, meta["checkpoint"] or "").get("step")
+    index, rows = showcase.write(run_dir, clips, videos, fps=cfg.eval.video_fps, joints=joints,
+                                 step=step, weights=meta["weights"])  # fmt: skip
+    tb = SummaryWriter(log_dir=str(RunDir(run_dir).tb))  # its own event file beside training's
+    try:
+        for i, (clip, row) in enumerate(zip(index["clips"], rows, strict=True)):
+            tb._get_file_writer().add_summary(
+                video_summary(f"eval/clip{i:02d} reference | correct | shuffled", row,
+                              cfg.eval.video_fps), step or 0)  # fmt: skip
+            tb.add_text(f"eval/clip{i:02d}", f"correct: {clip['caption']}  \nshuffled: "
+                        f"{clip['shuffled_caption']}", step or 0)  # fmt: skip
+    finally:
+        tb.close()
+
+
 def _score_real(
     run_dir: Path,
     videos: dict[str, np.ndarray],
@@ -217,19 +260,21 @@ def _score_real(
     perm: list[int],
     recordings: list[str],
     reused: bool,
-) -> tuple[dict[str, Metric], dict[str, Any], str]:
+) -> tuple[dict[str, Metric], dict[str, Any], str, dict[str, list[Any]] | None]:
     """Real signers: save the samples (unless they are the saved ones), then MediaPipe keypoints
-    of samples and references (cached clips ``rows``), the detection gap and the floor."""
+    of samples and references (cached clips ``rows``), the detection gap and the floor; the
+    joints per pass (None without a pose environment)."""
     if not reused:
         pose_scoring.save_samples(run_dir, videos, meta)
     env = pose_env.find()
     if not env.ok:
         na = {k: Metric.na(env.reason) for k in (*audit_mod.KEYS, *DETECTION, *FLOOR)}
-        return na, {"keypoints": f"none: {env.reason}"}, "none"
+        return na, {"keypoints": f"none: {env.reason}"}, "none", None
     refs_npy = cache.path / "videos.npy"
     workers = threads.allocation()[0]
-    errors, detail, ref_joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
-                                                          workers=workers)  # fmt: skip
+    errors, detail, joints = pose_scoring.pose_errors(run_dir, videos, refs_npy, rows, env,
+                                                      workers=workers)  # fmt: skip
+    ref_joints = joints["reference"]
     detail["keypoints_warning"] = resolution_warning(cache.size)  # "" at 64 px and above
     metrics, audit_detail = pose_scoring.pose_metrics(errors, detail, perm, recordings)
     try:  # the floor is context: a source that cannot be read again makes it N/A, not the run
@@ -239,12 +284,12 @@ def _score_real(
         why = f"estimator floor failed: {type(e).__name__}: {e}"
         metrics.update({k: Metric.na(why) for k in FLOOR})
         detail["floor"] = {"description": floor_mod.DESCRIPTION, "error": why}
-        return metrics, {**audit_detail, **detail}, "estimated"
+        return metrics, {**audit_detail, **detail}, "estimated", joints
     floor, unscorable = floor_mod.floor_errors(ref_joints, native)
     metrics.update(floor_mod.floor_metrics(floor, unscorable))
     detail["floor"] = {"description": floor_mod.DESCRIPTION, "per_video": floor,
                        "unscorable": unscorable, **info}  # fmt: skip
-    return metrics, {**audit_detail, **detail}, "estimated"
+    return metrics, {**audit_detail, **detail}, "estimated", joints
 
 
 def format_metrics(result: dict[str, Any]) -> str:

@@ -116,13 +116,14 @@ def pose_errors(
     env: PoseEnv,
     *,
     workers: int = 1,
-) -> tuple[dict[str, list[float]], dict[str, Any], list[Any]]:
+) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, list[Any]]]:
     """Per pass, per clip DTW-MJE of the saved samples against the references' keypoints.
 
     ``refs_npy`` is the decoded cache's ``videos.npy`` and ``ref_indices`` the clips' rows in
     it. A clip that cannot be scored (estimation failed, no body or shoulders in the reference)
     is NaN, with the reason in the detail (``unscorable``; ``no_score``: per pass in which no
-    clip was scored, why). Also returns the references' joints (or why there are none).
+    clip was scored, why). Also returns the joints (or why there are none) per clip of the
+    references (``reference``) and of every pass.
     """
     samples = Path(run_dir) / SAMPLES_DIR
     stacked = np.load(samples / "videos.npy", mmap_mode="r")
@@ -170,7 +171,11 @@ def pose_errors(
         "estimated_frames": ref_run.frames + gen_run.frames,
         "estimation_seconds": round(ref_run.seconds + gen_run.seconds, 2),
     }
-    return errors, detail, refs
+    joints = {
+        "reference": refs,
+        **{name: gens[p * n : (p + 1) * n] for p, name in enumerate(videos)},
+    }
+    return errors, detail, joints
 
 
 PARTS = ("body", "left_hand", "right_hand")

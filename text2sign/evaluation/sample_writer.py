@@ -47,7 +47,7 @@ class SampleWriter:
             write_gif(path, frames)
             paths.append(path)
             if self.tb is not None:
-                self.tb.add_video_frames(f"samples/{i:02d}", frames, step)
+                self.tb.add_video(f"samples/{i:02d}", frames, step)
                 self.tb.add_text(f"samples/{i:02d}/caption", caption, step)
         atomic.write_json(
             self.run.samples / "index.json",

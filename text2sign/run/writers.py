@@ -107,6 +107,18 @@ class JSONLWriter:
         self._f.close()
 
 
+def video_summary(tag: str, frames: np.ndarray, fps: int = 8):
+    """A TensorBoard summary holding uint8 (T, H, W, 3) frames as an animated GIF: what
+    ``SummaryWriter.add_video`` writes, without its moviepy dependency."""
+    import imageio.v3 as iio
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000 // fps, loop=0)
+    t, h, w, c = frames.shape
+    image = Summary.Image(height=h, width=w, colorspace=c, encoded_image_string=gif)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
 class TensorBoardWriter:
     """Scalars every ``every`` steps; ``purge_step`` discards events after the resumed step."""
 
@@ -127,9 +139,9 @@ class TensorBoardWriter:
             ):
                 self.tb.add_scalar(f"train/{key}", value, step)
 
-    def add_video_frames(self, tag: str, frames: np.ndarray, step: int) -> None:
-        """``frames``: uint8 (T, H, W, 3), shown as one row of images."""
-        self.tb.add_images(tag, frames, step, dataformats="NHWC")
+    def add_video(self, tag: str, frames: np.ndarray, step: int, fps: int = 8) -> None:
+        """``frames``: uint8 (T, H, W, 3), shown as a looping video in the Images tab."""
+        self.tb._get_file_writer().add_summary(video_summary(tag, frames, fps), step)
 
     def add_text(self, tag: str, text: str, step: int) -> None:
         self.tb.add_text(tag, text, step)

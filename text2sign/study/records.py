@@ -43,6 +43,8 @@ class RunRecord:
     samples: dict[str, Any] = field(default_factory=dict)  # samples/index.json
     metadata: dict[str, Any] = field(default_factory=dict)  # metadata.json ({} when absent)
     job_id: str = ""  # the submitit/SLURM job id of the run (study.json), "" when unknown
+    audit: dict[str, Any] = field(default_factory=dict)  # evaluation_metrics.json's audit detail
+    videos: dict[str, Any] = field(default_factory=dict)  # eval_videos/index.json ({}: none)
 
     @property
     def seed_number(self) -> int | None:
@@ -98,6 +100,7 @@ def _read_evaluation(rec: RunRecord) -> None:
         if not ok:
             rec.eval_reasons[key] = str(entry.get("reason") or "no value")
     rec.weights = str(ev.get("weights") or "")
+    rec.audit = ev.get("audit") if isinstance(ev.get("audit"), dict) else {}
     n = ev.get("num_videos")
     rec.num_videos = n if isinstance(n, int) and not isinstance(n, bool) else None
     # Before keypoints_source existed only the synthetic set had DTW-MJE and the audit: exact.
@@ -163,6 +166,7 @@ def discover(study: Path) -> list[RunRecord]:
             if rec.eval_problem == "no evaluation_metrics.json" and _evaluates(path):
                 rec.eval_problem = NEEDS_EVALUATION
             rec.samples = read_json(path / "samples" / "index.json")[0] or {}
+            rec.videos = read_json(path / "eval_videos" / "index.json")[0] or {}
             rec.weights = rec.weights or str(rec.samples.get("weights") or "")
         records.append(rec)
     return records

@@ -20,6 +20,7 @@ import pandas as pd
 from text2sign import atomic
 from text2sign.metrics.stats import MIN_PAIRS
 from text2sign.study.comparison import holm_family, no_test_note
+from text2sign.study.curves import RunCurves, read_all
 from text2sign.study.metric_specs import ALPHA, HEADLINE, SUMMARY_METRICS, metric, metric_keys
 from text2sign.study.records import RunRecord, Study
 from text2sign.study.tables import basis_sentence, fmt_num, fmt_weights, reference_line
@@ -170,17 +171,9 @@ def _pyplot():
     return plt
 
 
-def _read_curve(path: Path, columns: list[str]) -> pd.DataFrame | None:
-    """Columns of a metrics CSV; a step logged twice (an attempt that died before its first
-    checkpoint, in a run dir older than the truncation on restart) counts once: the last wins."""
-    try:
-        df = pd.read_csv(path, usecols=columns)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return None
-    return df.drop_duplicates("step", keep="last") if "step" in df else df
-
-
-def curve_plots(records: list[RunRecord], out: Path) -> list[str]:
+def curve_plots(
+    records: list[RunRecord], curves: dict[tuple[str, str], RunCurves], out: Path
+) -> list[str]:
     """Loss (mean ± std band over seeds, per variant) and memory over time, as PNG files."""
     plt = _pyplot()
     written = []
@@ -189,27 +182,21 @@ def curve_plots(records: list[RunRecord], out: Path) -> list[str]:
         by_variant.setdefault(r.variant, []).append(r)
     fig, ax = plt.subplots(figsize=(7, 4))
     for variant, runs in sorted(by_variant.items()):
-        curves = [c.set_index("step")["loss"] for r in runs
-                  if (c := _read_curve(r.path / "training_metrics.csv", ["step", "loss"])) is not None]  # fmt: skip
-        if not curves:
+        losses = [c for r in runs if (c := curves[(r.variant, r.seed)].loss) is not None]
+        if not losses:
             continue
-        wide = pd.concat(curves, axis=1).rolling(5, min_periods=1).mean()  # (steps, seeds)
+        wide = pd.concat(losses, axis=1).rolling(5, min_periods=1).mean()  # (steps, seeds)
         mean, std = wide.mean(axis=1), wide.std(axis=1).fillna(0.0)
-        line = ax.plot(mean.index, mean, label=f"{variant} (n={len(curves)})", lw=1.2)[0]
+        line = ax.plot(mean.index, mean, label=f"{variant} (n={len(losses)})", lw=1.2)[0]
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     fig2, ax2 = plt.subplots(figsize=(7, 4))
     for variant, runs in sorted(by_variant.items()):
         for r in runs[:1]:  # one run per variant: memory is deterministic enough to compare
-            g = _read_curve(
-                r.path / "gpu_memory.csv", ["elapsed_s", "memory_used_bytes", "process_rss_bytes"]
-            )
-            if g is None or g.empty:
+            c = curves[(r.variant, r.seed)]
+            if (kind := c.memory_kind) is None:
                 continue
-            col = (
-                "memory_used_bytes" if g["memory_used_bytes"].notna().any() else "process_rss_bytes"
-            )
-            kind = "GPU (NVML)" if col == "memory_used_bytes" else "process RSS, no GPU"
-            ax2.plot(g.elapsed_s, g[col] / 2**20, label=f"{variant}/{r.seed}: {kind}", lw=1)
+            g = c.memory
+            ax2.plot(g.elapsed_s, g[kind[0]] / 2**20, label=f"{variant}/{r.seed}: {kind[1]}", lw=1)
     for a, f, name, xlabel, ylabel in (
         (ax, fig, "loss_curves.png", "step", "training loss (5-step mean; band: ± std over seeds)"),
         (ax2, fig2, "memory.png", "seconds since start", "memory (MiB)"),
@@ -320,6 +307,7 @@ def write_report(
     *,
     plots: bool = True,
     run_cost: dict[str, str] | None = None,
+    curves: dict[tuple[str, str], RunCurves] | None = None,
 ) -> None:
     """Write ``report.md`` (and its PNG files when ``plots``) into the study folder; ``extra``:
     Markdown lines of further sections (cost, provenance) placed before the runs; ``run_cost``:
@@ -359,7 +347,7 @@ def write_report(
     ]
     if plots:
         titles = {"loss_curves.png": "Loss curves", "memory.png": "Memory over time"}
-        for name in curve_plots(records, out):
+        for name in curve_plots(records, curves or read_all(records), out):
             report.append(f"## {titles[name]}\n\n![{name}]({name})\n")
         bars, skipped = metric_bars(df, out)
         if bars or skipped:
