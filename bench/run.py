@@ -32,6 +32,7 @@ BENCHMARKS = (
     "precision",
     "submit_speed",
     "collector_scale",
+    "report_page",
     "eval_time",
     "gpu_mfu",
     "gpu_check",

@@ -121,6 +121,18 @@ def test_all_variants_array_then_collector(studies):
     )
 
 
+def test_the_report_pages_in_a_real_browser(studies, browser):
+    """The collector job's report.html of a study the cluster ran, opened in Chromium: every
+    video plays, the numbers are the CSV's, links resolve; a failed run is a row with its reason."""
+    for name, videos in (("all", 4 * (1 + 2 * 3)), ("nan", 0)):
+        wait_for(studies[name]["collector_job_id"])
+        study = studies["results"] / name
+        check = browser.check_page(study / "report.html", f"cluster-{name}")
+        browser.assert_page_ok(check, study / "comparison_table.csv", videos=videos)
+        assert check.load_ms < 1000, check.load_ms
+    assert "non-finite loss at step 2" in check.text and "No videos of no_ema" in check.text
+
+
 def test_two_nodes_one_task_each_train_with_deepspeed(studies):
     rec = studies["two_node"]
     job = rec["runs"][0]["job_id"]

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 
 
 def test_a_study_on_an_mp4_manifest_gets_keypoints_before_training(slurm, image, person_manifest,  # noqa: F811
-                                                                   tmp_path):  # fmt: skip
+                                                                   tmp_path, browser):  # fmt: skip
     rec = submit(tmp_path, "real", person_manifest, image, "--variants", "baseline",
                  "--set", "data.image_size=64", "--set", "train.max_steps=4",
                  "--set", "eval.num_videos=2", "--set", "diffusion.sample_steps=2")  # fmt: skip
@@ -41,3 +41,12 @@ def test_a_study_on_an_mp4_manifest_gets_keypoints_before_training(slurm, image,
     assert list(df.keypoints) == ["estimated"] and list(df.state) == ["1 COMPLETED"]
     report = (tmp_path / "real" / "report.md").read_text()
     assert "keypoints estimated by MediaPipe Holistic" in report
+    # report.html: the 2 evaluated clips side by side, each with the skeleton MediaPipe found
+    index = json.loads(
+        (tmp_path / "real" / run["run_dir"] / "eval_videos" / "index.json").read_text()
+    )
+    assert index["skeleton"] == "estimated" and index["formats"] == ["mp4", "webm"]
+    assert index["clips"][0]["detection"]["reference"]["body"] == 1.0
+    check = browser.check_page(tmp_path / "real" / "report.html", "container-real-person")
+    browser.assert_page_ok(check, tmp_path / "real" / "comparison_table.csv", videos=2 * 3)
+    assert "The skeleton is what MediaPipe Holistic found" in check.text

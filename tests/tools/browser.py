@@ -77,6 +77,8 @@ def check_page(page: Path, name: str, *, play_s: float = 0.8) -> PageCheck:
             load_ms = tab.evaluate(
                 "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
             )
+            if tab.query_selector("button[data-action=play]"):
+                tab.click("button[data-action=play]")  # as a reader would: load, play every row
             tab.wait_for_function(
                 "() => Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2 || v.error || v.networkState === 3)",
                 timeout=20_000,
@@ -101,8 +103,8 @@ def check_page(page: Path, name: str, *, play_s: float = 0.8) -> PageCheck:
                     text: td.querySelector('a').innerText.trim()}))"""
             )
             links = tab.evaluate(
-                "() => Array.from(document.querySelectorAll('a[href], source[src], img[src]'))"
-                ".map(a => a.getAttribute('href') || a.getAttribute('src'))"
+                "() => Array.from(document.querySelectorAll('a[href], source[data-src], img[src]'))"
+                ".map(a => a.getAttribute('href') || a.getAttribute('data-src') || a.getAttribute('src'))"
             )
             ids = set(
                 tab.evaluate("() => Array.from(document.querySelectorAll('[id]')).map(e => e.id)")

@@ -49,6 +49,8 @@ def choose_runs(study: Study, seed: int | None = None) -> dict[str, tuple[RunRec
         scored = [r for r in runs if isinstance(r.evaluation.get("dtw_mje"), int | float)]
         if chosen:
             out[point] = (chosen[0], f"{chosen[0].seed}, as chosen")
+        elif len(scored) == 1:
+            out[point] = (scored[0], f"{scored[0].seed}: its only evaluated seed")
         elif scored:
             best = min(scored, key=lambda r: r.evaluation["dtw_mje"])
             out[point] = (best, f"{best.seed}: the lowest DTW-MJE of {len(scored)} seeds")

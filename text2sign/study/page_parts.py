@@ -83,15 +83,16 @@ class MetricCard:
 
 
 def metric_cards(study: Study, df: pd.DataFrame, long: pd.DataFrame) -> list[MetricCard]:
-    """For every metric with a value: a dot per seed and point, a line joining a seed across the
-    points (the pairs the tests compare), the reference shaded; the tests beside it."""
+    """For every metric: a dot per seed and point, a line joining a seed across the
+    points (the pairs the tests compare), the reference shaded; the tests beside it; a metric
+    no run has is a card with every point's reason."""
     points = [p for p in study.points if p in set(df.variant)]
     ref = points.index(study.reference) if study.reference in points else None
     by_run = {(r.variant, r.seed_number): r for r in study.records}
     cards = []
     for key in metric_keys(df):
         sub = long[long.metric == key]
-        if sub.empty or sub.value.isna().all():
+        if sub.empty:
             continue
         m = metric(key)
         wide = sub.pivot_table(index="seed", columns="point", values="value", aggfunc="first",
@@ -103,7 +104,12 @@ def metric_cards(study: Study, df: pd.DataFrame, long: pd.DataFrame) -> list[Met
                                         if key not in SUMMARY_METRICS else "summary.json")
                                if (p, s) in by_run else None for p in points]
                  for s in shown}  # fmt: skip
-        chart = svg.paired_dots(points, series, ylabel=m.label, marked=ref, links=links)
+        has_values = not sub.value.isna().all()
+        chart = (
+            svg.paired_dots(points, series, ylabel=m.label, marked=ref, links=links)
+            if has_values
+            else ""
+        )
         card = MetricCard(
             anchor("metric", key),
             key,
@@ -113,7 +119,7 @@ def metric_cards(study: Study, df: pd.DataFrame, long: pd.DataFrame) -> list[Met
             hidden_seeds=len(seeds) - len(shown),
         )
         for _, r in df.iterrows():
-            if r.variant == study.reference:
+            if r.variant == study.reference or not has_values:
                 continue
             card.tests.append({
                 "point": r.variant, "n": int(r[f"{key}_n_paired"]),

@@ -40,12 +40,14 @@ def _fmt(v: float) -> str:
 class _Frame:
     """Plot area and the linear maps from data to pixels."""
 
-    def __init__(self, w: int, h: int, ys: Sequence[float], left: int = 56, bottom: int = 36):
-        self.w, self.h, self.left, self.top, self.bottom = w, h, left, 12, bottom
+    def __init__(self, w: int, h: int, ys: Sequence[float], bottom: int = 36):
+        self.w, self.h, self.top, self.bottom = w, h, 12, bottom
         finite = [y for y in ys if math.isfinite(y)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
         pad = (hi - lo) * 0.08 or abs(hi) * 0.08 or 1.0
         self.lo, self.hi = lo - pad, hi + pad
+        widest = max((len(_fmt(t)) for t in _ticks(self.lo, self.hi)), default=3)
+        self.left = 26 + 7 * widest  # room for the tick labels and the axis label
 
     def y(self, v: float) -> float:
         span = self.h - self.top - self.bottom

@@ -85,7 +85,7 @@ def videos_study(tmp_path, seeds=(0, 1), points=("baseline", "no_ema")):
         for seed in seeds:
             run = fake_run(tmp_path, point, seed, final_loss=0.3 + 0.01 * seed)
             dtw = 0.1 + 0.01 * i + 0.02 * seed
-            fake_eval(run, dtw_mje=dtw, eval_clips=4.0, eval_recordings=2.0)
+            fake_eval(run, dtw_mje=dtw, eval_clips=4.0, eval_recordings=2.0, fvd="no I3D weights")
             ev = json.loads((run / "evaluation_metrics.json").read_text())
             per = {"correct": [0.1, 0.2, 0.15, 0.1], "shuffled": [0.3, 0.35, 0.2, None],
                    "empty": [0.4, 0.4, 0.3, 0.3]}  # fmt: skip
@@ -132,7 +132,8 @@ def test_the_page_in_a_real_browser(tmp_path, browser):
     assert all(v["src"].endswith(".mp4") for v in check.videos)  # H.264 first, where it plays
     assert "boom" in check.text and check.load_ms < 1000
     df = pd.read_csv(tmp_path / "comparison_table.csv")
-    assert len(check.table) == len(df) * 2  # final loss and DTW-MJE per point
+    assert len(check.table) == len(df) * 3  # final loss, DTW-MJE and FVD (N/A) per point
+    assert "N/A baseline: no I3D weights" in check.text  # FVD: a card with the reason
 
 
 @pytest.mark.parametrize("broken", ["missing video"])
