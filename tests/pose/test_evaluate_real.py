@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_train, train_env
+from text2sign.evaluation import overlay
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +45,20 @@ def test_evaluation_on_real_people_estimates_keypoints_and_never_samples_twice(t
     for part in ("body", "left_hand", "right_hand"):
         gap = m[f"detection_gap_{part}"]
         assert gap["value"] is not None and -1.0 <= gap["value"] <= 1.0, part
+    # the report's videos: the skeleton MediaPipe found is drawn over the reference (upper body
+    # yellow), and over nothing it did not find
+    index = json.loads((run / "eval_videos" / "index.json").read_text())
+    assert index["skeleton"] == "estimated" and len(index["clips"]) == 3
+    clip = index["clips"][0]
+    assert clip["detection"]["reference"]["body"] == 1.0 and clip["caption"]
+    def yellow(name: str) -> np.ndarray:  # per frame, pixels of the body's colour after H.264
+        f = iio.imread(run / "eval_videos" / clip["files"][name]["mp4"], index=None).astype(int)
+        assert f.shape[1] >= 128
+        return ((f[..., 0] > 170) & (f[..., 1] > 160) & (f[..., 2] < 110)).sum(axis=(1, 2))
+
+    assert overlay.COLOURS["body"] == (255, 214, 0) and yellow("reference").min() > 10
+    if clip["detection"]["correct"]["body"] == 0.0:  # no body found in the sample: none drawn
+        assert yellow("correct").max() == 0
     samples = run / "eval_samples" / "videos.npy"
     assert samples.is_file() and len(list((run / "eval_samples" / "keypoints").glob("*.pose")))
     before = samples.stat().st_mtime_ns

@@ -44,7 +44,7 @@ def draw(frames: np.ndarray, xy: np.ndarray) -> np.ndarray:
     them; frame t uses the joints of frame min(t, T'-1). A copy; the input is unchanged."""
     out = np.array(frames, copy=True)
     h, w = out.shape[1:3]
-    width = max(1, round(min(h, w) / 96))
+    width = max(2, round(min(h, w) / 64))
     radius = max(1, width)
     for t in range(len(out)):
         pts = xy[min(t, len(xy) - 1)] * (w, h)  # (49, 2) in pixels
