@@ -103,8 +103,8 @@ bench: $(STAMP)  ## measure and write BENCHMARKS.md
 submit: $(STAMP)  ## submit every variant x SEEDS to SLURM: make submit PROFILE=full SEEDS=0,1,2
 	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile "$$PROFILE" --results "$$RESULTS" $(SUBMIT_ARGS)
 
-collect: $(STAMP)  ## tables + report of a study by hand: make collect STUDY=name
-	$(PY) -m text2sign collect "$$RESULTS/$$STUDY"
+collect: $(STAMP)  ## tables, report.md, report.html of a study by hand: make collect STUDY=name [VIDEO_SEED=k]
+	$(PY) -m text2sign collect "$$RESULTS/$$STUDY" $(if $(VIDEO_SEED),--video-seed $(VIDEO_SEED))
 
 status: $(STAMP)  ## job state, restarts, progress, ETA: make status STUDY=name
 	$(PY) jobs/status.py "$$RESULTS/$$STUDY"

@@ -180,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="BENCHMARKS.md", help="Markdown file to write")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="merge the --only sections into the existing --out file (bench/merge.py)",
+    )
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
     unknown = sorted(set(names) - set(BENCHMARKS))
@@ -206,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name}: {section['seconds']:.0f} s", flush=True)
         sections.append(section)
     text = render(sections, header, started, time.perf_counter() - t0)
+    if args.update and Path(args.out).exists():
+        from bench.merge import merge
+
+        info = dict(header)
+        stamp = (f"on {started} at commit {info['commit']}, load average "
+                 f"{info['load average at start (1/5/15 min)'].split(' (')[0]} "
+                 f"(`python -m bench.run --only {','.join(names)} --update`)")  # fmt: skip
+        text = merge(Path(args.out).read_text(), text, stamp)
     write_text(args.out, text)  # atomic: a killed run leaves the previous file intact
     print(f"[bench] wrote {args.out}", flush=True)
     return status

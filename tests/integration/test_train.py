@@ -76,6 +76,13 @@ def test_outputs_read_back(zero2_run):
     loss = acc.Scalars("train/loss")
     assert [e.step for e in loss] == list(range(2, 31, 2))
     assert "samples/00" in acc.Tags()["images"]
+    video = acc.Images("samples/00")[-1]  # a video: an animated GIF of every frame
+    assert video.encoded_image_string[:4] == b"GIF8" and video.step == 30
+    assert iio.imread(video.encoded_image_string, extension=".gif", index=None).shape[0] == 8
+    # the evaluation's clips, reference | sample | shuffled caption, as in report.html
+    evals = [t for t in acc.Tags()["images"] if t.startswith("eval/clip")]
+    videos = json.loads((zero2_run / "eval_videos" / "index.json").read_text())
+    assert len(evals) == len(videos["clips"]) == 4 and videos["step"] == 30
     caption = acc.Tensors("samples/00/caption/text_summary")[0].tensor_proto.string_val[0].decode()
     index = json.loads((zero2_run / "samples" / "index.json").read_text())
     assert caption == index["captions"][0] and index["weights"] == "ema"

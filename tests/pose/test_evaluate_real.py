@@ -51,6 +51,7 @@ def test_evaluation_on_real_people_estimates_keypoints_and_never_samples_twice(t
     assert index["skeleton"] == "estimated" and len(index["clips"]) == 3
     clip = index["clips"][0]
     assert clip["detection"]["reference"]["body"] == 1.0 and clip["caption"]
+
     def yellow(name: str) -> np.ndarray:  # per frame, pixels of the body's colour after H.264
         f = iio.imread(run / "eval_videos" / clip["files"][name]["mp4"], index=None).astype(int)
         assert f.shape[1] >= 128
