@@ -21,7 +21,7 @@ import pandas as pd
 
 from bench.common import Goal, Section, median, ours_vs_peer
 
-RUNS, ROWS, REPEATS = 1000, 2000, 3
+RUNS, ROWS, REPEATS = 1000, 2000, 5
 VARIANTS = ("baseline", "text_finetuned", "no_ema", "baseline__lr1e-3")
 GOAL_S = 20.0
 HEADER = "step,epoch,loss,lr,grad_norm,samples_per_s,step_time_s,peak_memory_bytes,memory_kind,wall_time_s"

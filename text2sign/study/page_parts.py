@@ -90,13 +90,14 @@ def metric_cards(study: Study, df: pd.DataFrame, long: pd.DataFrame) -> list[Met
     ref = points.index(study.reference) if study.reference in points else None
     by_run = {(r.variant, r.seed_number): r for r in study.records}
     cards = []
+    by_metric = dict(tuple(long.groupby("metric", sort=False)))
     for key in metric_keys(df):
-        sub = long[long.metric == key]
-        if sub.empty:
+        sub = by_metric.get(key)
+        if sub is None or sub.empty:
             continue
         m = metric(key)
-        wide = sub.pivot_table(index="seed", columns="point", values="value", aggfunc="first",
-                               dropna=False).reindex(columns=points)  # fmt: skip
+        wide = sub.dropna(subset=["seed"]).drop_duplicates(["seed", "point"]).pivot(
+            index="seed", columns="point", values="value").reindex(columns=points)  # fmt: skip
         seeds = sorted(int(s) for s in wide.index.dropna())
         shown = seeds[:MAX_SEEDS]
         series = {f"seed {s}": [float(v) * m.scale for v in wide.loc[s]] for s in shown}
