@@ -24,6 +24,7 @@ from text2sign.errors import UsageError
 from text2sign.study import slurm_query
 from text2sign.study.comparison import comparison_table, long_table
 from text2sign.study.cost import cost_columns, cost_section, fmt_hours, runs_cost, study_job_ids
+from text2sign.study.halving_report import halving_section
 from text2sign.study.provenance import provenance_section
 from text2sign.study.records import load_study, read_json
 from text2sign.study.report import write_report
@@ -68,7 +69,8 @@ def collect(study: Path, *, plots: bool = True) -> pd.DataFrame:
     md = markdown_table(df, s.reference, s.reference_source)
     atomic.write_text(study / "comparison_table.md", md)
     atomic.write_text(study / "comparison_table.tex", latex_table(df, s.name, s.reference))
-    extra = cost_section(s, df, jobs) + provenance_section(s)
+    extra = halving_section(study, jobs, plan or {}) + cost_section(s, df, jobs)
+    extra += provenance_section(s)
     run_cost = {r.job_id: fmt_hours(runs_cost(jobs, s.plan, study, [(r.variant, r.seed)]))
                 for r in s.records if (jobs.get(r.job_id) or {}).get("attempts")}  # fmt: skip
     write_report(s, df, md, extra, plots=plots, run_cost=run_cost)
