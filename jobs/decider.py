@@ -88,13 +88,13 @@ def decide_rung(study_dir: Path, rung: int) -> dict[str, Any]:
         values.setdefault(p, {})
     values = {p: values[p] for p in alive}
     decisions = decide(values, metric=h["metric"], better=h["better"], alpha=h["alpha"],
-                       eta=h["eta"], max_keep=h["max_keep"],
+                       eta=h["eta"], max_keep=h["max_keep"], margin=h.get("margin", 0.0),
                        rung=Rung(rung, budgets[rung], budgets[-1], h["seeds"]))  # fmt: skip
     tested = sum(d.p_holm is not None for d in decisions)
     out = {
         "rung": rung, "steps": budgets[rung], "next_steps": budgets[rung + 1],
         "final_steps": budgets[-1], "metric": h["metric"], "better": h["better"],
-        "alpha": h["alpha"], "eta": h["eta"], "max_keep": h["max_keep"],
+        "alpha": h["alpha"], "margin": h.get("margin", 0.0), "eta": h["eta"], "max_keep": h["max_keep"],
         "test": "one-sided exact sign-flip permutation test of point − best, clustered by seed × "
                 "recording (per clip where the evaluation records it, else per seed)",
         "correction": f"Holm over the {tested} points tested",

@@ -59,7 +59,7 @@ def plan_halving(cfgs: dict[str, Config], seeds: int) -> dict[str, Any] | None:
     if h.metric in EVAL_METRICS and not first.eval.enabled:
         raise UsageError(f"halving.metric={h.metric}: an evaluation metric, but eval.enabled is "
                          "false; the rungs could not be decided")  # fmt: skip
-    return {"eta": h.eta, "rungs": budgets, "alpha": h.alpha, "metric": h.metric,
+    return {"eta": h.eta, "rungs": budgets, "alpha": h.alpha, "margin": h.margin, "metric": h.metric,
             "better": better, "eval_clips": h.eval_clips, "max_keep": h.max_keep,
             "final_steps": final, "seeds": seeds, "points": list(cfgs)}  # fmt: skip
 

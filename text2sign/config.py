@@ -366,6 +366,12 @@ class HalvingConfig(Section):
         description="Level of the paired one-sided test against the best point, Holm-corrected "
         "over the points: a point is dropped only below it (and worse in every matched seed).",
     )  # fmt: skip
+    margin: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Drop a point only when shown worse than the best by more than this share of "
+        "the best's mean (0: by any amount); early differences that are small but consistent "
+        "need not last (BENCHMARKS.md, the halving simulation).",
+    )  # fmt: skip
     metric: str = Field(
         "dtw_mje",
         description="The evaluation metric the rule compares (a key of evaluation_metrics.json "

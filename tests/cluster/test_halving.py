@@ -20,7 +20,9 @@ from tests.cluster.conftest import submit, wait_for
 from tests.conftest import run_train
 from text2sign.run.weights import fp32_weights
 
-pytestmark = pytest.mark.cluster
+# The whole chain (two rungs, a decider, the collector) waits on SLURM in the module fixture:
+# on this 2-core machine, shared, it took longer than pytest-timeout's default 600 s.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 
 BAD = "baseline__lr0.3"
 SETS = ["--set", "train.max_steps=450", "--set", "halving.first_steps=300",

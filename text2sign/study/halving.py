@@ -117,12 +117,15 @@ def _point_mean(runs: dict[int, RunValue]) -> float | None:
 
 
 def paired_evidence(
-    point: dict[int, RunValue], best: dict[int, RunValue], better: str
+    point: dict[int, RunValue], best: dict[int, RunValue], better: str, margin: float = 0.0
 ) -> dict[str, Any]:
-    """The one-sided paired test "is ``point`` worse than ``best``?" over their matched seeds.
+    """The one-sided paired test "is ``point`` worse than ``best`` by more than ``margin``?"
+    (in the metric's unit) over their matched seeds.
 
     Per-clip differences where both runs of a seed have the clip, clustered by seed × recording;
-    a seed without clips on either side contributes its one value as its own cluster."""
+    a seed without clips on either side contributes its one value as its own cluster. The test
+    runs on the differences minus ``margin``; the effect and its interval are reported as they
+    are."""
     sign = 1.0 if better == "lower" else -1.0  # diff > 0: the point is worse
     diffs: list[float] = []
     clusters: list[str] = []
@@ -150,8 +153,8 @@ def paired_evidence(
     if not seeds:
         out["reason"] = "no seed where both runs have a value"
         return out
-    test = clustered_sign_flip(diffs, clusters, unit=CLUSTER_UNIT)
-    means = np.array(list(test["cluster_means"].values()))  # (clusters,)
+    test = clustered_sign_flip([d - margin for d in diffs], clusters, unit=CLUSTER_UNIT)
+    means = np.array(list(test["cluster_means"].values())) + margin  # (clusters,)
     out["n_clusters"] = int(means.size)
     out["effect"] = sign * float(means.mean())  # back in the metric's direction: point − best
     if means.size > 1:
@@ -160,7 +163,7 @@ def paired_evidence(
         out["ci95"] = (float(min(lo, hi)), float(max(lo, hi)))
     out["p"] = test["p"]
     out["reason"] = test["reason"]
-    out["worse_in_every_seed"] = all(d > 0 for d in per_seed)
+    out["worse_in_every_seed"] = all(d > margin for d in per_seed)
     return out
 
 
@@ -173,10 +176,14 @@ def decide(
     eta: float,
     rung: Rung,
     max_keep: int | None = None,
+    margin: float = 0.0,
 ) -> list[Decision]:
     """Decide which points of a rung go on; one :class:`Decision` per point, in input order.
 
     ``values``: point → seed → :class:`RunValue` (a seed that did not run is simply absent).
+    ``margin``: how much worse than the best a point must be shown to be, as a share of the
+    best's mean (0: any amount); early in training points differ by little, consistently, and
+    such differences need not last to the final budget.
     """
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r} (metric {metric!r})")
@@ -184,6 +191,8 @@ def decide(
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     if eta <= 1:
         raise ValueError(f"eta must be > 1, got {eta!r}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be ≥ 0, got {margin!r}")
     points = list(values)
     left = max(0, rung.final_steps - rung.steps) * rung.seeds
     means = {p: _point_mean(values[p]) for p in points}
@@ -212,7 +221,7 @@ def decide(
         if means[p] is None:
             d.why = "no evidence (missing, never worse): " + "; ".join(d.missing)
             continue
-        ev = paired_evidence(values[p], values[best], better)
+        ev = paired_evidence(values[p], values[best], better, margin * abs(means[best]))
         d.effect, d.ci95, d.p = ev["effect"], ev["ci95"], ev["p"]
         d.n_seeds, d.n_clusters, d.n_clips = ev["n_seeds"], ev["n_clusters"], ev["n_clips"]
         d.worse_in_every_seed = ev["worse_in_every_seed"]

@@ -69,7 +69,9 @@ def halving_section(
         f"decider kept every point not shown worse than the best on `{h['metric']}` "
         f"({h['better']} is better): one-sided exact sign-flip test of point − best over the "
         f"matched seeds, clips clustered by seed × recording, Holm-corrected over the points "
-        f"tested, at alpha {h['alpha']:g}, and worse in every matched seed; at least "
+        f"tested, at alpha {h['alpha']:g}"
+        + (f", by more than {h['margin']:.1%} of the best's mean" if h.get("margin") else "")
+        + ", and worse in every matched seed; at least "
         f"ceil(n/{h['eta']:g}) points kept"
         + (f", at most {h['max_keep']}" if h.get("max_keep") else "")
         + ". A failed run is missing evidence, never worse. Decisions: `halving/rung<r>.json`.\n",

@@ -96,6 +96,18 @@ def test_holm_over_the_points_keeps_what_one_test_alone_would_drop():
         assert three[p].p_holm == pytest.approx(3 / 32) and three[p].keep
 
 
+def test_a_margin_keeps_a_point_worse_by_less():
+    # 5 % worse in every clip and seed: dropped at margin 0 and 2 %, kept at 10 % (the effect
+    # and its interval are reported as they are, whatever the margin)
+    values = {"a": point([0.0, 0.0]), "b": point([0.05, 0.05])}
+    for margin, keep in ((0.0, False), (0.02, False), (0.10, True)):
+        d = by_point(decide(values, metric="m", better="lower", alpha=0.05, eta=2, rung=RUNG,
+                            margin=margin))  # fmt: skip
+        assert d["b"].keep is keep and d["b"].effect == pytest.approx(0.05), margin
+    with pytest.raises(ValueError, match="margin"):
+        decide(values, metric="m", better="lower", alpha=0.05, eta=2, rung=RUNG, margin=-0.1)
+
+
 def test_worse_by_one_seed_only_is_kept():
     # Seed 0 much worse on every recording, seed 1 a little better on every one: the 12
     # cluster means give p = 1/64 < 0.05, but the point is not worse in every seed.
