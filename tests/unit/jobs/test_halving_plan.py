@@ -3,12 +3,16 @@ bad halving input is one line naming the key and value, exit 2, before anything 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from jobs import study as S
 from jobs.halving_plan import with_rung
+from tests.conftest import REPO
 from text2sign.errors import UsageError
 
 from .test_submit import no_slurm_env, submit
@@ -52,6 +56,21 @@ def test_rung_0_stops_every_run_at_its_budget(tmp_path):
 def test_bad_halving_input_is_one_line_naming_the_key(tmp_path, sets, sweeps, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         plan(tmp_path, *sets, sweeps=sweeps if sweeps is not None else ("train.lr=1e-3,3e-3",))
+
+
+@pytest.mark.parametrize("flag", [["--halving"], ["--sets", "halving.enabled=true"]])
+def test_the_plain_sbatch_door_refuses_halving_before_anything_is_written(tmp_path, flag):
+    cmd = [sys.executable, str(REPO / "jobs" / "sbatch_study.py"), "--variants", "baseline",
+           "--sweep", "train.lr=1e-3,3e-3", "--set", "train.max_steps=90", *flag, "--study", "hv",
+           "--results", str(tmp_path), "--runtime", "none", "--no-input-check", "--dry-run"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, **no_slurm_env()})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "sbatch_study: error: halving.enabled / --halving: the plain-sbatch door does not run "
+        "halving studies yet; submit it with jobs/submit.py --halving"
+    ]
+    assert not (tmp_path / "hv").exists()
 
 
 def test_no_final_budget_is_refused_by_the_cli_with_exit_2(tmp_path):
