@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--at", default=",".join(map(str, AT)))
     ap.add_argument("--clips", type=int, default=CLIPS)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--assemble", action="store_true",
+                    help="write --out from the runs already in --work (no training): points "
+                    "with every seed recorded; the missing runs are named in the file")  # fmt: skip
+    ap.add_argument("--wall-s", type=float, default=0.0, help="with --assemble: the recording's")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for k in ("run-dir", "result"):
         ap.add_argument(f"--{k}", help=argparse.SUPPRESS)
@@ -108,17 +112,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.time() - t0:6.0f} s] {name}", flush=True)
         return json.loads(result.read_text()) if result.exists() else None
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        runs = [r for r in pool.map(one, grid) if r is not None]
+    if args.assemble:
+        runs = [json.loads(f.read_text()) for f in sorted(work.glob("lr*.json"))]
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            runs = [r for r in pool.map(one, grid) if r is not None]
+    have = {(r["lr"], r["decay"], r["seed"]) for r in runs if "per_clip" in r["curve"][-1]}
+    whole = {(lr, dc) for lr, dc, _ in grid if all((lr, dc, s) in have for s in seeds)}
+    missing = [
+        f"lr {lr:g}, decay {dc:g}, seed {s}" for lr, dc, s in grid if (lr, dc, s) not in have
+    ]
+    runs = [r for r in runs if (r["lr"], r["decay"]) in whole]
     out = {
-        "made_by": "python -m bench.halving_record " + " ".join(argv or sys.argv[1:]),
+        "made_by": "python -m bench.halving_record (stopped before every run was recorded: see "
+        "not_recorded), then --assemble" if args.assemble else
+        "python -m bench.halving_record " + " ".join(argv or sys.argv[1:]),
         "how": "tiny profile, baseline variant, data/synth; each run trained by the real trainer "
         "in stops at `at` (halving.stop_at), evaluated there on `clips` validation clips (eval "
         "seed 1234, the same clips for every run) and resumed from its checkpoint; per-clip "
         "DTW-MJE (blob keypoints vs exact) with each clip's recording (signer)",
         "at": [int(x) for x in args.at.split(",")],
-        "clips": args.clips, "lrs": list(LRS), "decays": list(DECAYS), "seeds": seeds,
-        "wall_s": round(time.time() - t0, 1), "cpus": os.cpu_count(),
+        "clips": args.clips, "lrs": sorted({lr for lr, _ in whole}),
+        "decays": sorted({dc for _, dc in whole}), "seeds": seeds,
+        "not_recorded": missing,
+        "wall_s": args.wall_s or round(time.time() - t0, 1), "cpus": os.cpu_count(),
         "runs": runs,
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -226,13 +226,18 @@ def run(path: Path = RECORDED, resamples: int = RESAMPLES) -> Section:
         title="Successive halving on recorded learning curves (simulation)",
         method=(
             f"`python -m bench.halving_sim` replays `{path.name}` ({meta['made_by']}; "
-            f"{P} points (lr {meta['lrs']} × EMA decay {meta['decays']}) × {S} seeds, per-clip "
+            f"{P} points ({', '.join(curves.points)}) × {S} seeds, per-clip "
             f"DTW-MJE on {C} validation clips at steps {curves.steps}, recorded in "
             f"{meta['wall_s'] / 60:.0f} min on {meta['cpus']} CPUs) under {resamples} resamples "
             f"of seeds (a subset) and clips ({min(12, C)} of {C}, the same for every point). "
             "Compute: run-steps spent / the full grid's (survivors resume; rung evaluations not "
             "counted). Winner dropped: the best point at the final budget under the same "
             "resample did not reach it."
+            + (
+                f" Planned but not recorded: {'; '.join(meta['not_recorded'])}."
+                if meta.get("not_recorded")
+                else ""
+            )
         ),
         columns=["rule", "seeds", "compute", "saved", "winner dropped", "finalists"],
         rows=rows,
