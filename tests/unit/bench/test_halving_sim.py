@@ -76,3 +76,14 @@ def test_the_section_reports_the_goals_from_the_replay(tmp_path):
     rows = {(r[0], r[1]): r for r in s["rows"]}
     assert rows[("ASHA, eta 3, 3 rungs", "2")][4] == "0.0%"  # a clear winner: never dropped
     assert s["goals"][1]["met"] is True
+
+
+def test_the_committed_recording_is_whole_and_says_how_it_was_made():
+    """bench/recorded/halving_curves.json: every point with every seed at every step, the same
+    clips for every run, finite values; what was planned but not recorded is named."""
+    meta = json.loads(sim.RECORDED.read_text())
+    c = sim.load()
+    assert c.values.shape == (len(c.points), len(meta["seeds"]), len(meta["at"]), meta["clips"])
+    assert np.isfinite(c.values).all() and len(c.points) >= 4 and len(meta["seeds"]) >= 3
+    assert meta["how"] and meta["made_by"].startswith("python -m bench.halving_record")
+    assert isinstance(meta["not_recorded"], list)
