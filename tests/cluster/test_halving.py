@@ -4,7 +4,9 @@ drops it with its evidence (in halving/rung0.json and the report), submits the s
 (resumed from their checkpoints) and then the collector; a survivor's final weights equal those
 of an uninterrupted 450-step run, bit for bit.
 
-Not covered here: the plain-sbatch door (it has no halving yet).
+Not covered here: the plain-sbatch door (it has no halving yet: it refuses one, exit 2).
+Measured 2026-12-07 on the local cluster (2 cores, otherwise idle): 3 passed in 404 s; the
+bad point's rung-0 evidence: effect +0.017 DTW-MJE, 12 clusters, p 0.0051, Holm p 0.015 over 3.
 """
 
 from __future__ import annotations
