@@ -47,11 +47,16 @@ Submitter = Callable[[list[PlannedRun], int, bool], dict[str, Any]]
 def write_plan(p: StudyPlan) -> None:
     """Submit time: what the deciders need (every run's spec and resources, the rungs)."""
     assert p.halving is not None
+    runs = [{"spec": spec_to_dict(r.spec), "slurm": r.slurm.model_dump(),
+             "config_hash": r.config_hash, "overrides": r.overrides} for r in p.runs]  # fmt: skip
+    old = p.dir / HALVING_DIR / PLAN_FILE
+    if p.resume and old.exists():  # --resume-study plans only the unfinished runs: keep the rest
+        mine = {(r["spec"]["point"], r["spec"]["seed"]) for r in runs}
+        runs += [r for r in json.loads(old.read_text())["runs"]
+                 if (r["spec"]["point"], r["spec"]["seed"]) not in mine]  # fmt: skip
     atomic.write_json(p.dir / HALVING_DIR / PLAN_FILE, {
         "study": p.name, "halving": p.halving, "code_dir": str(p.code_dir),
-        "mail_user": p.mail_user,
-        "runs": [{"spec": spec_to_dict(r.spec), "slurm": r.slurm.model_dump(),
-                  "config_hash": r.config_hash, "overrides": r.overrides} for r in p.runs],
+        "mail_user": p.mail_user, "runs": runs,
     })  # fmt: skip
 
 

@@ -40,10 +40,13 @@ def run_value(run_dir: Path, step: int, metric: str) -> RunValue:
     """One run's value of ``metric`` at the rung that stopped it at ``step``."""
     status = _read(run_dir / "status.json") or {}
     state, at = status.get("state", "no status"), status.get("step")
-    if state != "COMPLETED" or at != step:
-        why = status.get("reason") or "no reason"
+    ev = _read(run_dir / "rungs" / f"step{step}" / "evaluation_metrics.json")
+    if ev is None and (state != "COMPLETED" or at != step):  # a rung evaluation stays valid
+        why = status.get("reason") or "no reason"  # when the run went on (a resubmission)
         return RunValue(None, reason=f"run {state} at step {at} (not the rung's {step}): {why}")
     if metric in SUMMARY_METRICS:
+        if at != step:
+            return RunValue(None, reason=f"{metric}: summary.json is at step {at}, not {step}")
         v = (_read(run_dir / "summary.json") or {}).get(metric)
         ok = isinstance(v, int | float) and math.isfinite(v)
         return (
@@ -51,7 +54,6 @@ def run_value(run_dir: Path, step: int, metric: str) -> RunValue:
             if ok
             else RunValue(None, reason=f"no {metric} in summary.json")
         )
-    ev = _read(run_dir / "rungs" / f"step{step}" / "evaluation_metrics.json")
     if ev is None:
         return RunValue(None, reason=f"no rung evaluation at step {step} (it failed or was cut)")
     m = (ev.get("metrics") or {}).get(metric) or {}

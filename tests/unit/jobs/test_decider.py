@@ -111,3 +111,23 @@ def test_a_failing_decider_says_the_study_is_resumable(tmp_path):
     failed = json.loads((study / "halving" / "rung0.json").read_text())
     assert "JSONDecodeError" in failed["error"] and "--resume-study" in failed["resumable"]
     assert studyfile.read(study)["events"][-1]["kind"] == "decider_failed"
+
+
+def test_a_resubmission_decides_the_same_and_keeps_every_run_in_the_plan(tmp_path):
+    """--resume-study plans only the unfinished runs: plan.json keeps the others, and a run that
+    went on past the rung (a survivor at the final budget) still gives its rung evaluation."""
+    study = make_study(tmp_path)
+    first = decider.decide_rung(study, 0)
+    for seed in (0, 1):  # "good" finished its last rung before the resubmission
+        atomic.write_json(study / "good" / f"seed{seed}" / "status.json",
+                          {"state": "COMPLETED", "step": 30, "total_steps": 30})  # fmt: skip
+    _, runs = decider.read_plan(study)
+    unfinished = [r for r in runs if r.spec.name != "good"]
+    halving = json.loads((study / "halving" / "plan.json").read_text())["halving"]
+    decider.write_plan(StudyPlan("st", study, "slurm", "tiny", unfinished, {}, True,
+                                 halving=halving))  # fmt: skip
+    assert len(decider.read_plan(study)[1]) == 6
+    again = decider.decide_rung(study, 0)
+    assert again["survivors"] == first["survivors"] and again["dropped"] == first["dropped"]
+    good = next(d for d in again["decisions"] if d["point"] == "good")
+    assert good["why"] == "best" and good["seeds_with_value"] == 2  # not "missing evidence"
