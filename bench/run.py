@@ -45,6 +45,7 @@ BENCHMARKS = (
     "fullsize_plan",
     "prepare_speed",
     "image_build",
+    "halving_sim",
 )
 
 

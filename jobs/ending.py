@@ -146,6 +146,12 @@ def _decide(spec: RunSpec, run: RunDir, rc: int, ctx: JobContext) -> Ending:
         reason = status.get("reason") if state == "CANCELLED" else f"cancelled at step {step}"
         run.write_status("CANCELLED", reason=f"{reason} (make cancel)", cause="cancel")
         return Ending("none", reason=reason)
+    if studyfile.cancel_requested(spec.study_dir) and rc != 0:
+        # COMPLETED (a halving rung's budget, or the end) and killed in its evaluation: the
+        # training is done and kept; never retried (found on the cluster, issue 24).
+        return Ending(
+            "none", reason=f"cancelled (make cancel) after step {step}, in its evaluation"
+        )
     if rc == EXIT_REQUEUE and state == "PREEMPTED":  # USR2 reached the trainer, not the launcher
         ok = _requeue_or_timeout(spec, run, rc, ctx.job_id)
         return Ending("requeue" if ok else "none", reason=run.read_status().get("reason", ""))

@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             config_file=args.config, executor="slurm", resume=args.resume_study,
             dry_run=args.dry_run, input_check=not args.no_input_check, **study_options(args),
         )  # fmt: skip
+        if p.halving or args.halving:  # refused, never half-run (rung 0 without its decider)
+            raise UsageError("halving.enabled / --halving: the plain-sbatch door does not run "
+                             "halving studies yet; submit it with jobs/submit.py --halving")  # fmt: skip
         rec = submit(p, note=note, dry_run=args.dry_run)
     except UsageError as e:
         print(f"sbatch_study: error: {e}", file=sys.stderr)

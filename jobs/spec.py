@@ -191,6 +191,7 @@ class StudyPlan:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     submission: int = 0  # 0 for a new study, then one more per --resume-study
     prepare: list[PrepareSpec] = field(default_factory=list)  # the stage before training
+    halving: dict[str, Any] | None = None  # the rungs (jobs/halving_plan.py), or None
 
     @property
     def code_dir(self) -> Path:

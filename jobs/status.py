@@ -169,6 +169,13 @@ def follow(study: Path, interval_s: float = 10.0) -> None:
         time.sleep(interval_s)
 
 
+def halving_job_ids(rec: dict[str, Any]) -> list[str]:
+    """A halving study's rung arrays and deciders (study.json ``halving.rungs``)."""
+    rungs = (rec.get("halving") or {}).get("rungs") or []
+    return [str(i) for r in rungs for i in (*r.get("array_job_ids", []), r.get("decider_job_id"),
+                                             r.get("collector_job_id")) if i]  # fmt: skip
+
+
 def cancel(study: Path) -> list[str]:
     """scancel every job of the study, after recording that the cancel is final: launchers
     that see this marker never requeue or retry (a new submission removes it)."""
@@ -179,6 +186,7 @@ def cancel(study: Path) -> list[str]:
         *rec.get("array_job_ids", []),
         *(r.get("job_id") for r in runs),
         rec.get("collector_job_id"),
+        *halving_job_ids(rec),  # the rungs a decider submitted, and the pending deciders
     ]
     ids = list(dict.fromkeys(str(i) for i in ids if i))
     if rec.get("executor") != "slurm" or not ids:

@@ -11,6 +11,7 @@ names when they hold anything but a SLURM name (:mod:`text2sign.config`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import re
@@ -25,6 +26,7 @@ from typing import Any
 from jobs import container as C
 from jobs import prepare, snapshot, studyfile, sweep
 from jobs.container import ContainerSpec
+from jobs.halving_plan import plan_halving, with_rung
 from jobs.inputs import check_inputs
 from jobs.sbatch_params import check_mail
 from jobs.spec import REPO, PlannedRun, PrepareSpec, RunSpec, StudyPlan
@@ -154,6 +156,7 @@ def plan(
     runs: list[PlannedRun] = []
     stage: dict[tuple, list[PrepareSpec]] = {}  # decoding → its prepare tasks (or none)
     all_points: list[str] = []
+    point_cfgs: dict[str, Config] = {}  # point → its seed-0 config (the halving plan)
     inputs_checked: set[tuple[str, str]] = set()
     checked: dict[Any, Any] = {}  # image -> sha256, a dataset's bind key -> its binds
     short = sweep.short_keys([a.key for a in axes])
@@ -168,6 +171,7 @@ def plan(
                                  f"{' '.join(f'{k}={v}' for k, v in seen[point])} ({point})")  # fmt: skip
             seen[point] = values
             all_points.append(point)
+            point_cfgs[point] = base
             for seed in seed_list:
                 cfg = base.model_copy(deep=True)
                 cfg.train.seed = seed
@@ -207,12 +211,19 @@ def plan(
                         container=container, code=code.snapshot, workdir=REPO,
                         input_check=input_check,
                     )  # fmt: skip
+    halving = plan_halving(point_cfgs, len(seed_list))
+    if halving:  # rung 0: every run stops at its budget (a resubmission restarts the chain there)
+        for r in runs:
+            r.spec = dataclasses.replace(
+                r.spec, overrides=with_rung(r.spec.overrides, halving["rungs"], 0)
+            )
     ref = sweep.reference(all_points, reference)
     mode = ("zip" if zipped else "grid") if axes else None
     return StudyPlan(name, study_dir, chosen, profile, runs, _container_record(runs), resume,
                      code=code, reference=ref, sweep={"mode": mode, "keys": [a.key for a in axes]},
                      mail_user=mail_user, submission=submission,
-                     prepare=[t for tasks in stage.values() for t in tasks])  # fmt: skip
+                     prepare=[t for tasks in stage.values() for t in tasks],
+                     halving=halving)  # fmt: skip
 
 
 def _last_state(run: RunDir, evaluate: bool) -> str:

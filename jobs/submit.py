@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--zip", action="store_true", help="pair the --sweep values instead of crossing")
     w.add_argument("--reference", default=None, metavar="POINT",
                    help="the point Δ and tests compare with (default: baseline, else the first)")  # fmt: skip
+    w.add_argument("--halving", action="store_true",
+                   help="run the study in rungs, dropping points shown worse than the best "
+                   "(halving.enabled=true; the other halving.* keys by --set; docs/cluster.md)")  # fmt: skip
     w.add_argument("--mail-user", default=None, metavar="ADDRESS",
                    help="one mail when the study ends (the collector's END,FAIL)")  # fmt: skip
     r = p.add_argument_group("resources (override the profile's slurm.* config)")
@@ -107,6 +110,11 @@ def resource_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def halving_override(args: argparse.Namespace) -> list[str]:
+    """``--halving`` is ``--set halving.enabled=true`` (both doors)."""
+    return ["halving.enabled=true"] if getattr(args, "halving", False) else []
+
+
 def run_list(p) -> str:
     """``--resume-study --dry-run``: which runs would be resubmitted, each with its last state."""
     if not p.resume:
@@ -130,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         p = S.plan(
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
-            results=args.results, overrides=[*args.overrides, *resource_overrides(args)],
+            results=args.results,
+            overrides=[*args.overrides, *resource_overrides(args), *halving_override(args)],
             config_file=args.config, executor=args.executor, resume=args.resume_study,
             dry_run=args.dry_run, input_check=not args.no_input_check, **study_options(args),
         )  # fmt: skip
@@ -150,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     print(f"study {p.name}: {len(p.runs)} runs submitted ({p.executor}) -> {p.dir}")
     if p.executor == "slurm":
-        print(f"  arrays {', '.join(record['array_job_ids'])}, collector {record['collector_job_id']} "
+        after = f"collector {record['collector_job_id']}"
+        if p.halving:
+            rung0 = record["halving"]["rungs"][0]
+            after = (f"rung 0 of {p.halving['rungs']} steps, decider {rung0['decider_job_id']} "
+                     "(it submits the next rung, the last one the collector)")  # fmt: skip
+        print(f"  arrays {', '.join(record['array_job_ids'])}, {after} "
               f"(afterany)\n  follow: python jobs/status.py {p.dir} --follow   "
               f"(make status STUDY={p.name})")  # fmt: skip
         if args.follow:

@@ -23,10 +23,13 @@ import io
 import os
 from typing import Any
 
+import submitit
+
 from jobs import record, snapshot
+from jobs.decider import DecideJob, run_decider, write_plan
 from jobs.launcher import CollectJob, PrepareJob, TrainJob
 from jobs.sbatch_params import groups, job_environment, prepare_dependency, slurm_parameters
-from jobs.spec import REPO, StudyPlan
+from jobs.spec import REPO, PlannedRun, StudyPlan
 from jobs.study import claimed
 from text2sign.errors import UsageError
 from text2sign.run.rundir import RunDir
@@ -35,7 +38,6 @@ from text2sign.study import slurm_query
 
 def _executor(p: StudyPlan):
     """submitit's AutoExecutor for the chosen cluster; job folders under the study."""
-    import submitit
 
     return submitit.AutoExecutor(folder=p.dir / "submitit" / "%j", cluster=p.executor)
 
@@ -48,6 +50,9 @@ def submit(p: StudyPlan, *, local_parallel: int | None = None) -> dict[str, Any]
             filter(None, [str(p.code_dir), os.environ.get("PYTHONPATH")])
         )
         rec = record.study_record(p)
+        if p.halving:  # what the deciders read (jobs/decider.py)
+            write_plan(p)
+            rec["halving"] = {**p.halving, "rungs": []}
         if p.executor == "slurm":
             return _submit_slurm(p, rec)
         return _submit_local(p, rec, local_parallel)
@@ -89,7 +94,15 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
                 [*kp_ids, *array_ids]
             )
             ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-            collector = ex.submit(CollectJob(), str(p.dir.resolve())).job_id
+            if p.halving:  # rung 0's decider instead: the last rung's submits the collector
+                native["job_name"] = f"t2s-{p.name}-decide0"
+                ex.update_parameters(slurm_job_name=native["job_name"])
+                decider = ex.submit(DecideJob(), str(p.dir.resolve()), 0).job_id
+                rec["halving"]["rungs"] = [{"rung": 0, "points": sorted({r.spec.name for r in p.runs}),
+                                            "array_job_ids": array_ids, "decider_job_id": decider}]  # fmt: skip
+                collector = None
+            else:
+                collector = ex.submit(CollectJob(), str(p.dir.resolve())).job_id
     except Exception as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         if not array_ids and not kp_ids:
@@ -127,6 +140,35 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
             run.path.mkdir(parents=True, exist_ok=True)
             run.write_status("FAILED", reason=f"not started: {failed}", cause="dependency")
         pending = []
+    _local_waves(p, rec, ex, pending, parallel)
+    if p.halving and not failed:
+        rec["halving"]["rungs"] = [{"rung": 0, "points": sorted({r.spec.name for r in p.runs}),
+                                    "local": True}]  # fmt: skip
+
+        def local_rung(runs: list[PlannedRun], nxt: int, last: bool) -> dict[str, Any]:
+            """The same decider; its next rung as local waves, recorded like the first."""
+            where = {(r.spec.name, r.spec.seed): i for i, r in enumerate(p.runs)}
+            for r in runs:
+                p.runs[where[(r.spec.name, r.spec.seed)]] = r
+            rec["halving"]["rungs"].append({"rung": nxt, "local": True,
+                                            "points": sorted({r.spec.name for r in runs})})  # fmt: skip
+            _local_waves(p, rec, ex, runs, parallel)
+            return {"array_job_ids": [], "local": True}
+
+        for rung in range(len(p.halving["rungs"]) - 1):
+            run_decider(p.dir, rung, local_rung)
+    collector = ex.submit(CollectJob(), str(p.dir.resolve()))
+    rec["collector_job_id"] = collector.job_id
+    record.write_runs(p, rec)
+    collector.wait()
+    rec["failed_runs"] = [f"{r.spec.name}/seed{r.spec.seed}" for r in p.runs
+                          if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
+    return rec
+
+
+def _local_waves(p: StudyPlan, rec: dict[str, Any], ex, pending: list[PlannedRun],
+                 parallel: int) -> None:  # fmt: skip
+    """Local runs, ``parallel`` at a time; study.json gets each job id as it starts."""
     while pending:
         wave, pending = pending[:parallel], pending[parallel:]
         jobs = [ex.submit(TrainJob(), r.spec) for r in wave]
@@ -135,13 +177,6 @@ def _submit_local(p: StudyPlan, rec: dict[str, Any], local_parallel: int | None)
         record.write_runs(p, rec)
         for job in jobs:
             job.wait()
-    collector = ex.submit(CollectJob(), str(p.dir.resolve()))
-    rec["collector_job_id"] = collector.job_id
-    record.write_runs(p, rec)
-    collector.wait()
-    rec["failed_runs"] = [f"{r.spec.name}/seed{r.spec.seed}" for r in p.runs
-                          if RunDir(r.spec.run_dir).read_status().get("state") != "COMPLETED"]  # fmt: skip
-    return rec
 
 
 def _local_prepare(p: StudyPlan, ex) -> str:

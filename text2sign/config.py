@@ -24,7 +24,7 @@ from text2sign.presets import DIT_PRESETS  # torch-free: submitting a study neve
 
 CONFIG_DIR = Path(str(resources.files("text2sign") / "configs"))
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
-HASH_EXCLUDED = ("eval", "slurm", "container", "perf", "prepare")
+HASH_EXCLUDED = ("eval", "slurm", "container", "perf", "prepare", "halving")
 #: No string of the config may hold one: values reach batch scripts and command lines, where a
 #: newline would end an ``#SBATCH`` line and start a line of shell.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -347,6 +347,62 @@ class PerfConfig(Section):
         return self
 
 
+class HalvingConfig(Section):
+    """Successive halving over a study's points (docs/cluster.md, "Successive halving"; ignored
+    by the hash: a rung only stops a run early and resumes it, the final weights are those of
+    an uninterrupted run, tests/integration/test_rung_resume.py)."""
+
+    enabled: bool = Field(
+        False, description="Run the study in rungs: a decider job after each drops the points "
+        "shown worse than the best, the survivors resume from their checkpoints.",
+    )  # fmt: skip
+    eta: float = Field(
+        3.0, gt=1.0, le=100.0,
+        description="Reduction factor: rung budgets grow by eta, and a rung keeps at least "
+        "ceil(points / eta) points.",
+    )  # fmt: skip
+    rungs: int = Field(
+        2, ge=1, le=10, description="Rungs, the last at the final budget (train.max_steps/epochs)."
+    )
+    first_steps: int | None = Field(
+        None, ge=1,
+        description="Optimizer steps of rung 0 (default: final steps / eta^(rungs-1)); rung r "
+        "has first_steps * eta^r, the last rung the final steps.",
+    )  # fmt: skip
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0,
+        description="Level of the paired one-sided test against the best point, Holm-corrected "
+        "over the points: a point is dropped only below it (and worse in every matched seed).",
+    )  # fmt: skip
+    margin: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Drop a point only when shown worse than the best by more than this share of "
+        "the best's mean (0: by any amount); early differences that are small but consistent "
+        "need not last (BENCHMARKS.md, the halving simulation).",
+    )  # fmt: skip
+    metric: str = Field(
+        "dtw_mje",
+        description="The evaluation metric the rule compares (a key of evaluation_metrics.json "
+        "or summary.json whose direction is known, e.g. dtw_mje, psnr, final_loss); per-clip "
+        "values are used where the evaluation records them (dtw_mje).",
+    )  # fmt: skip
+    eval_clips: int | None = Field(
+        None, ge=1, le=10_000,
+        description="Validation clips evaluated at a rung's end (default: eval.num_videos); the "
+        "same clips for every run (eval.seed).",
+    )  # fmt: skip
+    max_keep: int | None = Field(
+        None, ge=1,
+        description="At most this many points go on from a rung (the budget); never fewer than "
+        "ceil(points / eta). Default: no cap.",
+    )  # fmt: skip
+    stop_at: int | None = Field(
+        None, ge=1,
+        description="Set by the study per run, not by hand: stop at this step (a rung's budget), "
+        "checkpoint, evaluate into rungs/step<N>/; the LR schedule stays that of the final budget.",
+    )  # fmt: skip
+
+
 class Config(Section):
     """The whole resolved config of one run."""
 
@@ -364,6 +420,7 @@ class Config(Section):
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     perf: PerfConfig = Field(default_factory=PerfConfig)
+    halving: HalvingConfig = Field(default_factory=HalvingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -371,7 +428,7 @@ class Config(Section):
     def hash(self) -> str:
         """Stable short hash of what determines the results: a run dir refuses a different one.
 
-        ``eval``, ``prepare``, ``slurm``, ``container`` and ``perf`` are left out: moving a run to another
+        ``eval``, ``prepare``, ``slurm``, ``container``, ``perf`` and ``halving`` are left out: moving a run to another
         partition or image, giving it more time, a faster kernel, or evaluating it differently
         must not block its resume.
         """

@@ -26,6 +26,7 @@ from text2sign.study import slurm_query
 from text2sign.study.comparison import comparison_table, long_table
 from text2sign.study.cost import cost_columns, cost_section, fmt_hours, runs_cost, study_job_ids
 from text2sign.study.curves import read_all
+from text2sign.study.halving_report import halving_section
 from text2sign.study.page import write_page
 from text2sign.study.provenance import provenance_section
 from text2sign.study.records import load_study, read_json
@@ -76,7 +77,8 @@ def collect(
     md = markdown_table(df, s.reference, s.reference_source)
     atomic.write_text(study / "comparison_table.md", md)
     atomic.write_text(study / "comparison_table.tex", latex_table(df, s.name, s.reference))
-    extra = cost_section(s, df, jobs) + provenance_section(s)
+    extra = halving_section(study, jobs, plan or {}) + cost_section(s, df, jobs)
+    extra += provenance_section(s)
     run_cost = {r.job_id: fmt_hours(runs_cost(jobs, s.plan, study, [(r.variant, r.seed)]))
                 for r in s.records if (jobs.get(r.job_id) or {}).get("attempts")}  # fmt: skip
     curves = read_all(s.records) if plots or html else {}

@@ -41,7 +41,7 @@ from text2sign.run.summary import Progress, print_startup, write_summary
 from text2sign.run.telemetry import Telemetry
 from text2sign.run.writers import CSVWriter, JSONLWriter, MetricsLogger, TensorBoardWriter
 from text2sign.runtime import distributed, process, threads
-from text2sign.training import checkpoint
+from text2sign.training import checkpoint, rung
 from text2sign.training.engine import (
     build_optimizer,
     deepspeed_config,
@@ -75,10 +75,12 @@ def train(cfg: Config, run_dir: Path) -> int:
     run = RunDir(run_dir)
     lock = distributed.on_main_then_all(lambda: claim(run, cfg), lambda: None)
     try:
-        if run.completed:
+        if run.completed and not rung.more_steps(run, cfg):
             if env.is_main:
                 print(f"[text2sign] {run_dir}: already COMPLETED; nothing to train", flush=True)
-            if cfg.eval.enabled and not run.evaluated:
+            if cfg.eval.enabled and rung.stopped_at(run) is not None:
+                rung.evaluate_rung(run, cfg, env, rung.stopped_at(run), missing_only=True)
+            elif cfg.eval.enabled and not run.evaluated:
                 _evaluate_at_end(run, cfg, env)  # the job that trained it ended before evaluating
             return EXIT_OK
         return _train(cfg, run, env, stop, cpus)
@@ -111,7 +113,8 @@ class _Setup:
     train_ds: Any
     val_ds: Any
     micro_per_epoch: int
-    n_steps: int
+    n_steps: int  # the final budget: the LR schedule and the data order never see a rung's
+    target: int  # where this call stops: n_steps, or a rung's budget (halving.stop_at)
     built: Any
     counts: dict[str, int]
     engine: Any
@@ -167,6 +170,7 @@ def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
     micro_per_epoch = MicroBatchSampler(
         len(train_ds), batch_size=cfg.train.batch_size, rank=0, world_size=env.world_size, seed=0
     ).per_epoch
+    n_steps = total_steps(cfg, micro_per_epoch)
 
     # Model: the tiny tokenizer/encoder is built and saved once, then loaded by all.
     captions = sorted(set(train_ds.captions) | set(val_ds.captions))
@@ -196,7 +200,8 @@ def _set_up(cfg: Config, run: RunDir, env) -> _Setup:
     ema = EMA.from_engine(engine, cfg.ema.decay, cfg.ema.update_every) if cfg.ema.enabled else None
     return _Setup(
         cfg=cfg, run=run, env=env, train_ds=train_ds, val_ds=val_ds,
-        micro_per_epoch=micro_per_epoch, n_steps=total_steps(cfg, micro_per_epoch),
+        micro_per_epoch=micro_per_epoch, n_steps=n_steps,
+        target=min(n_steps, cfg.halving.stop_at or n_steps),
         built=built, counts=built.parameter_counts(), engine=engine, scheduler=scheduler,
         optimizer=optimizer_label(optimizer),
         diffusion=make_diffusion(cfg), ema=ema,
@@ -271,7 +276,7 @@ def _loop(s: _Setup, out: _Outputs, step: int, stop: StopFlag) -> _End:
     last_ckpt = step
     engine.train()
     try:
-        while step < s.n_steps:
+        while step < s.target:
             t0 = time.perf_counter()
             micro_losses = []
             for micro in range(cfg.train.grad_accum):
@@ -294,16 +299,19 @@ def _loop(s: _Setup, out: _Outputs, step: int, stop: StopFlag) -> _End:
             stopping = _log_step(s, out, step, micro_losses, time.perf_counter() - t0, stop)
             if cfg.train.sample_every and step % cfg.train.sample_every == 0:
                 _write_samples(s, out, step)
-            if step % cfg.train.checkpoint_every == 0 or step == s.n_steps or stopping:
+            if step % cfg.train.checkpoint_every == 0 or step == s.target or stopping:
                 _save(s, out, step)
                 last_ckpt = step
-            if stopping and step < s.n_steps:
+            if stopping and step < s.target:
                 state, cause, reason = stop.outcome(step)
                 return _End(step, EXIT_REQUEUE, state, cause, reason)
         if step != last_ckpt:
             _save(s, out, step)
         if cfg.train.num_samples:
             _write_samples(s, out, step)
+        if step < s.n_steps:  # a rung's budget: COMPLETED for this rung, resumable
+            return _End(step, reason=f"rung budget reached: step {step} of {s.n_steps} "
+                        "(halving.stop_at); resumable")  # fmt: skip
         return _End(step)
     except NonFinite as e:
         reason = (
@@ -359,7 +367,10 @@ def _end_of_run(s: _Setup, out: _Outputs, end: _End) -> int:
         print(f"text2sign: error: {end.reason}", file=sys.stderr, flush=True)
     distributed.barrier()
     if end.state == "COMPLETED" and cfg.eval.enabled:
-        _evaluate_at_end(run, cfg, env)
+        if end.step < s.n_steps:
+            rung.evaluate_rung(run, cfg, env, end.step)
+        else:
+            _evaluate_at_end(run, cfg, env)
     return end.exit_code
 
 

@@ -107,6 +107,16 @@ def test_after_make_cancel_nothing_is_retried_or_requeued(tmp_path):
     assert not ending.after_signal(spec, EXIT_REQUEUE, "999999_0")
 
 
+def test_make_cancel_during_the_evaluation_of_a_completed_rung_is_not_a_crash(tmp_path):
+    """A halving rung ends COMPLETED at its budget, then evaluates; scancel kills it there (-15):
+    the run stays COMPLETED for its rung, and is never retried."""
+    spec, run = _run(tmp_path, "COMPLETED", step=5, reason="rung budget reached")
+    (spec.study_dir / studyfile.CANCEL_MARKER).write_text("now")
+    assert ending.after_exit(spec, -15, NO_SLURM).action == "none"
+    st = run.read_status()
+    assert (st["state"], st["step"]) == ("COMPLETED", 5) and "retries" not in st
+
+
 def test_usr2_requeues_up_to_max_requeues_then_times_out(tmp_path):
     spec, run = _run(tmp_path, "PREEMPTED", reason="SIGUSR2 at step 5", cause="signal")
     assert ending.after_signal(spec, EXIT_REQUEUE, "999999_0")

@@ -20,6 +20,7 @@ JOB_LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "jobs.submitit_study",
             "jobs.status",
             "jobs.bootstrap",
+            "jobs.decider",
         )
     },  # fmt: skip
     {
@@ -30,6 +31,7 @@ JOB_LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "jobs.record",
             "jobs.inputs",
             "jobs.prepare",
+            "jobs.halving_plan",
         ),  # fmt: skip
         "job time": (
             "jobs.launcher",
