@@ -19,7 +19,9 @@ def _split(text: str) -> tuple[list[str], list[list[str]], dict[str, list[str]],
     lines = text.rstrip("\n").split("\n")
     start = lines.index("## Summary")
     head = lines[: start + 2]
-    table_end = next(i for i in range(start + 2, len(lines)) if not lines[i].startswith("|"))
+    table_end = next(
+        (i for i in range(start + 2, len(lines)) if not lines[i].startswith("|")), len(lines)
+    )
     rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[start + 4 : table_end]]
     sections: dict[str, list[str]] = {}
     order: list[str] = []
@@ -54,9 +56,12 @@ def merge(old: str, new: str, stamp: str) -> str:
             by_title.setdefault(r[0], []).append(r)
     for r in new_rows:
         by_title.setdefault(r[0], []).append(r)
-    numbers = ", ".join(str(order.index(t) + 1) for t in new_order)
-    head[2] = re.sub(r" Sections [^.]* re-measured [^.]*\.", "", head[2])
-    head[2] += f" Sections {numbers} re-measured {stamp}; the machine table describes the full run."
+    later = [str(i) for i, t in enumerate(order, 1) if any(ln.startswith("- Re-measured")
+                                                            for ln in sections[t])]  # fmt: skip
+    head[2] = head[2].split(" Sections ")[0].split(" Section ")[0]
+    head[2] += (f" Section{'s' if len(later) > 1 else ''} {', '.join(later)} re-measured later (each "
+                "says when, at which commit and under which load); the machine table describes "
+                "the full run.")  # fmt: skip
     out = [*head, "| benchmark | metric | measured | Goal | met? |", "|---|---|---|---|---|"]
     out += ["| " + " | ".join(r) + " |" for t in order for r in by_title.get(t, [])]
     for i, title in enumerate(order, 1):

@@ -30,6 +30,9 @@ def test_a_re_measured_section_replaces_its_own_and_a_new_one_is_appended():
     assert "note 1" in out and "note 3" in out and "note 2" not in out
     b = out.split("## 2. B")[1].split("## 3.")[0]
     assert "- Re-measured on 2026-02-02 at commit abc." in b and "\n\n\n" not in out
-    assert "Sections 2, 4 re-measured on 2026-02-02 at commit abc" in out.splitlines()[2]
-    again = merge(out, new, "on 2026-03-03")
-    assert again.splitlines()[2].count("re-measured") == 1 and again.count("- Re-measured") == 2
+    assert out.splitlines()[2].endswith(" Sections 2, 4 re-measured later (each says when, at "
+                                        "which commit and under which load); the machine table "
+                                        "describes the full run.")  # fmt: skip
+    again = merge(out, render([_section("A", "5")], [("CPU", "z")], "x", 1), "on 2.3 / 4.5")
+    assert again.splitlines()[2].count("re-measured") == 1 and again.count("- Re-measured") == 3
+    assert " Sections 1, 2, 4 re-measured later" in again.splitlines()[2]
