@@ -22,7 +22,9 @@ from tests.conftest import read_metrics
 from text2sign.run.weights import fp32_weights
 
 pytestmark = pytest.mark.cluster
-STEPS = 60  # the requeue test's run length (and its uninterrupted reference's)
+STEPS = 100  # the requeue test's run length (and its uninterrupted reference's): long enough that
+# the test sees it mid-training however long the fixture's other submissions take (60 was outpaced
+# once in CI, 2026-12-07, when the cluster was otherwise idle)
 
 
 @pytest.fixture(scope="module")
