@@ -264,6 +264,19 @@ def ensure(plan: CachePlan, *, workers: int = 1) -> None:
         for done in plan.parts_dir.glob("part-*-of-*.done"):
             if merge(plan, int(done.stem.rsplit("-", 1)[1])):
                 return
-    part = build_part(plan, 0, 1, workers=workers)
-    mark_done(part)
-    merge(plan, 1)
+    # One builder at a time: trainers that start together on a fresh dataset would otherwise each
+    # build part 0, and the first to merge removes the parts folder under the others' feet.
+    _writable(plan.parts_dir)
+    with _lock(ensure_lock(plan)):
+        if (plan.final / INDEX_FILE).is_file():  # built by another trainer while this one waited
+            with contextlib.suppress(OSError):
+                plan.parts_dir.rmdir()
+            return
+        part = build_part(plan, 0, 1, workers=workers)
+        mark_done(part)
+        merge(plan, 1)
+
+
+def ensure_lock(plan: CachePlan) -> Path:
+    """The lock :func:`ensure` builds under (beside the cache)."""
+    return plan.final.parent / f".{plan.final.name}.ensure.lock"

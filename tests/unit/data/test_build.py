@@ -81,3 +81,34 @@ def test_a_finished_set_of_parts_is_merged_by_the_next_reader(mp4s, tmp_path):
     assert train.path == plan.final and len(train) == 40
     index = json.loads((plan.final / "index.json").read_text())
     assert {s["name"] for s in index["skipped"]} == {"zz_bad1", "zz_bad2"}
+
+
+def test_a_trainer_that_waited_while_another_built_the_cache_uses_it(mp4s, tmp_path, monkeypatch):
+    """Regression (CI, 2026-12-07): trainers starting together on a fresh dataset each built part
+    0; the first to merge removed the parts folder, and the next crashed with FileNotFoundError
+    on its temporary file. Now the second waits for the first and decodes nothing."""
+    import threading
+
+    plan = _plan(mp4s, tmp_path)
+    errors: list[BaseException] = []
+
+    def second_trainer():
+        try:
+            build.ensure(plan, workers=1)
+        except BaseException as e:  # noqa: BLE001 - the test reports it
+            errors.append(e)
+
+    with build._lock(build.ensure_lock(plan)):  # the first trainer is building
+        waiting = threading.Thread(target=second_trainer)
+        waiting.start()
+        part = build.build_part(plan, 0, 1, workers=1, quiet=True)
+        build.mark_done(part)
+        assert build.merge(plan, 1)
+
+        def no_decoding(*args, **kwargs):
+            raise AssertionError("decoded again")
+
+        monkeypatch.setattr(build, "decode_into", no_decoding)
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and not errors, errors
+    assert len(DecodedCache(plan.final)) == 40
