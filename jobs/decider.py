@@ -191,6 +191,30 @@ class DecideJob:
         return f"rung {rung}: kept {', '.join(out['survivors'])}; dropped {', '.join(out['dropped']) or 'none'}"
 
 
+def train_arrays(
+    runs: list[PlannedRun],
+    executor: Callable[[], Any],
+    job_name: str,
+    code: Path,
+    extra: dict[str, str] | None = None,
+) -> list[str]:
+    """Submit ``runs`` as submitit job arrays (split at SLURM's MaxArraySize), named
+    ``job_name-<i>``, with ``extra`` sbatch parameters (e.g. a dependency); sets each run's job id
+    and returns the arrays' ids. Shared by a study's first submission and every rung."""
+    array_ids: list[str] = []
+    for i, group in enumerate(groups(runs, slurm_query.max_array_size())):
+        ex = executor()
+        native = slurm_parameters(group[0].slurm, job_name=f"{job_name}-{i}", code=code)
+        native["additional_parameters"].update(extra or {})
+        ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
+        with ex.batch():
+            jobs = [ex.submit(TrainJob(), r.spec) for r in group]
+        for r, job in zip(group, jobs, strict=True):
+            r.job_id = job.job_id
+        array_ids.append(jobs[0].job_id.split("_")[0])
+    return array_ids
+
+
 def submit_rung(study_dir: Path, runs: list[PlannedRun], rung: int, last: bool) -> dict[str, Any]:
     """From a decider job: rung ``rung``'s arrays for ``runs`` (sets their job ids), then the
     next decider or, after the last rung, the collector (``afterany`` on the arrays)."""
@@ -201,16 +225,12 @@ def submit_rung(study_dir: Path, runs: list[PlannedRun], rung: int, last: bool) 
     os.environ.update({k: v for k, v in job_environment(environ).items()
                        if not k.startswith("SLURM_") or k == "SLURM_CONF"})  # fmt: skip
     try:
-        array_ids: list[str] = []
-        for i, group in enumerate(groups(runs, slurm_query.max_array_size())):
-            ex = submitit.AutoExecutor(folder=study_dir / "submitit" / "%j", cluster="slurm")
-            native = slurm_parameters(group[0].slurm, job_name=f"t2s-{name}-r{rung}-{i}", code=code)
-            ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-            with ex.batch():
-                jobs = [ex.submit(TrainJob(), r.spec) for r in group]
-            for r, job in zip(group, jobs, strict=True):
-                r.job_id = job.job_id
-            array_ids.append(jobs[0].job_id.split("_")[0])
+        array_ids = train_arrays(
+            runs,
+            lambda: submitit.AutoExecutor(folder=study_dir / "submitit" / "%j", cluster="slurm"),
+            f"t2s-{name}-r{rung}",
+            code,
+        )
         ex = submitit.AutoExecutor(folder=study_dir / "submitit" / "%j", cluster="slurm")
         what = "collect" if last else f"decide{rung}"
         native = slurm_parameters(runs[0].slurm, job_name=f"t2s-{name}-{what}", collector=True,

@@ -26,14 +26,13 @@ from typing import Any
 import submitit
 
 from jobs import record, snapshot
-from jobs.decider import DecideJob, run_decider, write_plan
+from jobs.decider import DecideJob, run_decider, train_arrays, write_plan
 from jobs.launcher import CollectJob, PrepareJob, TrainJob
-from jobs.sbatch_params import groups, job_environment, prepare_dependency, slurm_parameters
+from jobs.sbatch_params import job_environment, prepare_dependency, slurm_parameters
 from jobs.spec import REPO, PlannedRun, StudyPlan
 from jobs.study import claimed
 from text2sign.errors import UsageError
 from text2sign.run.rundir import RunDir
-from text2sign.study import slurm_query
 
 
 def _executor(p: StudyPlan):
@@ -76,17 +75,8 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
                     kjobs = [ex.submit(PrepareJob(), k) for k in p.prepare]
                 kp_ids.append(kjobs[0].job_id.split("_")[0])  # what the runs wait for
                 rec.update(prepare_job_ids=[j.job_id for j in kjobs])  # one per task
-            for i, group in enumerate(groups(p.runs, slurm_query.max_array_size())):
-                ex = _executor(p)
-                native = slurm_parameters(group[0].slurm, job_name=f"t2s-{p.name}-{i}",
-                                          code=p.code_dir)  # fmt: skip
-                native["additional_parameters"].update(prepare_dependency(kp_ids))
-                ex.update_parameters(**{f"slurm_{k}": v for k, v in native.items()})
-                with ex.batch():
-                    jobs = [ex.submit(TrainJob(), r.spec) for r in group]
-                for r, job in zip(group, jobs, strict=True):
-                    r.job_id = job.job_id
-                array_ids.append(jobs[0].job_id.split("_")[0])
+            array_ids += train_arrays(p.runs, lambda: _executor(p), f"t2s-{p.name}", p.code_dir,
+                                      prepare_dependency(kp_ids))  # fmt: skip
             ex = _executor(p)
             native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect",
                                       collector=True, code=p.code_dir, mail_user=p.mail_user)  # fmt: skip
