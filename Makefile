@@ -101,7 +101,8 @@ bench: $(STAMP)  ## measure and write BENCHMARKS.md
 
 # ---- the HPC job layer ----------------------------------------------------------------------
 submit: $(STAMP)  ## submit every variant x SEEDS to SLURM: make submit PROFILE=full SEEDS=0,1,2
-	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile "$$PROFILE" --results "$$RESULTS" $(SUBMIT_ARGS)
+	$(PY) jobs/submit.py --variants all --seeds "$$SEEDS" --profile "$$PROFILE" --results "$$RESULTS" \
+	  $(if $(HALVING),--halving) $(SUBMIT_ARGS)
 
 collect: $(STAMP)  ## tables, report.md, report.html of a study by hand: make collect STUDY=name [VIDEO_SEED=k]
 	$(PY) -m text2sign collect "$$RESULTS/$$STUDY" $(if $(VIDEO_SEED),--video-seed $(VIDEO_SEED))
@@ -116,9 +117,11 @@ tensorboard: $(STAMP)  ## TensorBoard over every run of a study: make tensorboar
 	$(VENV)/bin/tensorboard --logdir "$$RESULTS/$$STUDY"
 
 # Plain sbatch, no submitit (jobs/sbatch_study.py): validated like `make submit` before sbatch is
-# called; RUNTIME=auto|none|apptainer; SETS="k=v k=v"; RESUME=1 adds to an existing study.
+# called; RUNTIME=auto|none|apptainer; SETS="k=v k=v"; RESUME=1 adds to an existing study;
+# HALVING=1 runs it in rungs with a decider after each (docs/cluster.md, successive halving).
 SBATCH_FLAGS = --profile "$$PROFILE" --study "$$STUDY" --results "$$RESULTS" --set data.root="$$DATA" \
-	--runtime "$$RUNTIME" --image "$$IMAGE" --sets "$$SETS" $(if $(RESUME),--resume-study)
+	--runtime "$$RUNTIME" --image "$$IMAGE" --sets "$$SETS" $(if $(RESUME),--resume-study) \
+	$(if $(HALVING),--halving)
 
 sbatch-train: $(STAMP)  ## plain sbatch, one run: make sbatch-train VARIANT=baseline SEED=0 STUDY=name [RUNTIME=none]
 	$(PY) jobs/sbatch_study.py --variants "$$VARIANT" --seeds "$$SEED" $(SBATCH_FLAGS) $(SBATCH_ARGS)

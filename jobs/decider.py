@@ -22,7 +22,7 @@ import dataclasses
 import json
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import submitit
 from jobs import studyfile
 from jobs.halving_plan import HALVING_DIR, PLAN_FILE, with_rung
 from jobs.launcher import CollectJob, TrainJob
-from jobs.sbatch_params import groups, job_environment, slurm_parameters
+from jobs.sbatch_params import groups, slurm_parameters, submission_environment
 from jobs.spec import PlannedRun, StudyPlan, spec_from_dict, spec_to_dict
 from text2sign import atomic
 from text2sign.config import SlurmConfig
@@ -44,8 +44,9 @@ from text2sign.study.rung_results import rung_values
 Submitter = Callable[[list[PlannedRun], int, bool], dict[str, Any]]
 
 
-def write_plan(p: StudyPlan) -> None:
-    """Submit time: what the deciders need (every run's spec and resources, the rungs)."""
+def write_plan(p: StudyPlan, sbatch: dict[str, Any] | None = None) -> None:
+    """Submit time: what the deciders need (every run's spec and resources, the rungs; for the
+    plain-sbatch door, ``sbatch``: how its jobs run)."""
     assert p.halving is not None
     runs = [{"spec": spec_to_dict(r.spec), "slurm": r.slurm.model_dump(),
              "config_hash": r.config_hash, "overrides": r.overrides} for r in p.runs]  # fmt: skip
@@ -56,7 +57,7 @@ def write_plan(p: StudyPlan) -> None:
                  if (r["spec"]["point"], r["spec"]["seed"]) not in mine]  # fmt: skip
     atomic.write_json(p.dir / HALVING_DIR / PLAN_FILE, {
         "study": p.name, "halving": p.halving, "code_dir": str(p.code_dir),
-        "mail_user": p.mail_user, "runs": runs,
+        "mail_user": p.mail_user, "runs": runs, **({"sbatch": sbatch} if sbatch else {}),
     })  # fmt: skip
 
 
@@ -150,7 +151,25 @@ def run_decider(study_dir: Path, rung: int, submit: Submitter) -> dict[str, Any]
         - 1
     )
     runs = next_rung_runs(study_dir, nxt, out["survivors"])
-    jobs = submit(runs, nxt, last)
+    try:
+        jobs = submit(runs, nxt, last)
+    except Exception as e:  # sbatch refused: record what did reach SLURM, stay resumable
+        why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        queued = [r for r in runs if r.job_id]
+        arrays = sorted({str(r.job_id).split("_")[0] for r in queued})
+        out["next"] = {
+            "rung": nxt,
+            "error": f"sbatch refused rung {nxt}: {why}",
+            "array_job_ids": arrays,
+        }
+        atomic.write_json(decision_file(study_dir, rung), out)
+        record_rung(study_dir, nxt, queued, {"array_job_ids": arrays}, decider_job=None)
+        studyfile.add_event(
+            study_dir, kind="decider_failed", rung=rung, reason=out["next"]["error"]
+        )
+        raise RuntimeError(f"decider of rung {rung}: sbatch refused rung {nxt} ({why}); queued "
+                           f"{len(queued)} of {len(runs)} runs; the study is resumable with "
+                           "--resume-study") from None  # fmt: skip
     out["next"] = {"rung": nxt, **jobs}
     atomic.write_json(decision_file(study_dir, rung), out)
     record_rung(study_dir, nxt, runs, jobs, decider_job=None)
@@ -197,11 +216,12 @@ def train_arrays(
     job_name: str,
     code: Path,
     extra: dict[str, str] | None = None,
-) -> list[str]:
+) -> Iterator[str]:
     """Submit ``runs`` as submitit job arrays (split at SLURM's MaxArraySize), named
     ``job_name-<i>``, with ``extra`` sbatch parameters (e.g. a dependency); sets each run's job id
-    and returns the arrays' ids. Shared by a study's first submission and every rung."""
-    array_ids: list[str] = []
+    and yields each array's id as soon as it is queued, so that a caller whose later array is
+    refused still knows (and records) the earlier ones. Shared by a study's first submission and
+    every rung."""
     for i, group in enumerate(groups(runs, slurm_query.max_array_size())):
         ex = executor()
         native = slurm_parameters(group[0].slurm, job_name=f"{job_name}-{i}", code=code)
@@ -211,8 +231,7 @@ def train_arrays(
             jobs = [ex.submit(TrainJob(), r.spec) for r in group]
         for r, job in zip(group, jobs, strict=True):
             r.job_id = job.job_id
-        array_ids.append(jobs[0].job_id.split("_")[0])
-    return array_ids
+        yield jobs[0].job_id.split("_")[0]
 
 
 def submit_rung(study_dir: Path, runs: list[PlannedRun], rung: int, last: bool) -> dict[str, Any]:
@@ -222,15 +241,14 @@ def submit_rung(study_dir: Path, runs: list[PlannedRun], rung: int, last: bool) 
     code, name = Path(plan["code_dir"]), plan["study"]
     environ = dict(os.environ)
     os.environ.clear()  # this job's own SLURM_* must not shape the jobs it submits
-    os.environ.update({k: v for k, v in job_environment(environ).items()
-                       if not k.startswith("SLURM_") or k == "SLURM_CONF"})  # fmt: skip
+    os.environ.update(submission_environment(environ))
     try:
-        array_ids = train_arrays(
+        array_ids = list(train_arrays(
             runs,
             lambda: submitit.AutoExecutor(folder=study_dir / "submitit" / "%j", cluster="slurm"),
             f"t2s-{name}-r{rung}",
             code,
-        )
+        ))  # fmt: skip
         ex = submitit.AutoExecutor(folder=study_dir / "submitit" / "%j", cluster="slurm")
         what = "collect" if last else f"decide{rung}"
         native = slurm_parameters(runs[0].slurm, job_name=f"t2s-{name}-{what}", collector=True,

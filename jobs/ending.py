@@ -198,6 +198,8 @@ def _crashed(spec: RunSpec, run: RunDir, status: dict[str, Any], rc: int, ctx: J
         return Ending("none", reason=reason)
     same = int(status.get("submission", 0)) == spec.submission
     exclude = tuple(sorted({*(status.get("excluded", []) if same else []), node}))
+    # Asked before the requeue: once requeued, SLURM sends every process of the job SIGTERM.
+    left = slurm_query.nodes_left(ctx.job_id, exclude)
     run.write_status("FAILED", reason=reason, cause="crash")  # closes this attempt's history
     refused = scontrol("requeue", ctx.job_id)
     if refused:
@@ -205,13 +207,18 @@ def _crashed(spec: RunSpec, run: RunDir, status: dict[str, Any], rc: int, ctx: J
                          reason=f"{reason}; SLURM refused the retry (scontrol requeue: {refused}; "
                          "requeue disabled by JobRequeue=0 or --no-requeue?)")  # fmt: skip
         return Ending("none", reason=reason)
-    missed = scontrol("update", f"JobId={ctx.job_id}", f"ExcNodeList={','.join(exclude)}")
-    note = f" (could not exclude {','.join(exclude)}: {missed})" if missed else ""
+    if left is not None and left[0] < left[1]:  # excluded, it could never start: pends forever
+        where = (f"not excluding {','.join(exclude)}: the partition would have {left[0]} usable "
+                 f"node(s) left for a {left[1]}-node job")  # fmt: skip
+        exclude = ()
+    else:
+        missed = scontrol("update", f"JobId={ctx.job_id}", f"ExcNodeList={','.join(exclude)}")
+        note = f" (could not exclude {','.join(exclude)}: {missed})" if missed else ""
+        where = f"excluding {','.join(exclude)}{note}"
     run.write_status(
         "PENDING", cause="crash", retries=retries + 1, excluded=list(exclude),
         submission=spec.submission, requeues=budget(status, spec, "requeues"),
-        reason=f"retry {retries + 1} of {spec.max_retries} excluding {','.join(exclude)}{note}, "
-        f"after: {reason}",
+        reason=f"retry {retries + 1} of {spec.max_retries} {where}, after: {reason}",
     )  # fmt: skip
     studyfile.add_event(spec.study_dir, kind="retry", variant=spec.name, seed=spec.seed,
                         job_id=ctx.job_id, node=node, attempt=attempt, reason=reason,

@@ -33,6 +33,13 @@ def job_environment(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
 
 
+def submission_environment(env: dict[str, str]) -> dict[str, str]:
+    """What a job that submits jobs (a halving decider) submits them with: :func:`job_environment`
+    without its own ``SLURM_*`` (they must not shape the jobs it submits), ``SLURM_CONF`` kept."""
+    return {k: v for k, v in job_environment(env).items()
+            if not k.startswith("SLURM_") or k == "SLURM_CONF"}  # fmt: skip
+
+
 def srun_args(s: SlurmConfig) -> list[str]:
     """srun's flags for the tasks of one run (see the module docstring)."""
     return ["--kill-on-bad-exit=1", f"--cpus-per-task={s.cpus_per_task}"]

@@ -31,6 +31,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python jobs/sbatch_study.py`
@@ -47,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "slurm" / "train.sbatch"
 COLLECT_SCRIPT = REPO / "slurm" / "collect.sbatch"
 PREPARE_SCRIPT = REPO / "slurm" / "prepare.sbatch"
+DECIDE_SCRIPT = REPO / "slurm" / "decide.sbatch"
 COLLECT_TIME_MIN = 30
 
 
@@ -128,8 +130,11 @@ def after_prepare(argv: list[str], kp_ids: list[str]) -> list[str]:
     return [*argv[:2], *extra, *argv[2:]]
 
 
-def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str], code: Path = REPO,
-                 mail_user: str | None = None) -> list[str]:  # fmt: skip
+def stage_argv(study_dir: Path, *, name: str, slurm, after: list[str], script: Path,
+               args: list[str], code: Path = REPO, mail_user: str | None = None) -> list[str]:  # fmt: skip
+    """``sbatch`` for a one-CPU host-side stage of the study (the collector, a halving decider):
+    ``script`` (a path in the repo) with ``args``, after ``after`` (afterany), logging to
+    ``STUDY/slurm-<jobid>.out``."""
     argv = ["sbatch", "--parsable", f"--job-name={name}", f"--time={COLLECT_TIME_MIN}",
             "--nodes=1", "--ntasks=1", "--cpus-per-task=1"]  # fmt: skip
     if mail_user:
@@ -140,8 +145,21 @@ def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str], code: P
     if after:
         argv.append("--dependency=afterany:" + ":".join(after))
     argv += [f"--output={study_dir}/slurm-%j.out", "--open-mode=append", f"--chdir={code}",
-             "--export=ALL", str(code / COLLECT_SCRIPT.relative_to(REPO)), str(study_dir)]  # fmt: skip
+             "--export=ALL", str(code / script.relative_to(REPO)), *args]  # fmt: skip
     return argv
+
+
+def collect_argv(study_dir: Path, *, name: str, slurm, after: list[str], code: Path = REPO,
+                 mail_user: str | None = None) -> list[str]:  # fmt: skip
+    return stage_argv(study_dir, name=name, slurm=slurm, after=after, script=COLLECT_SCRIPT,
+                      args=[str(study_dir)], code=code, mail_user=mail_user)  # fmt: skip
+
+
+def decide_argv(study_dir: Path, rung: int, *, name: str, slurm, after: list[str],
+                code: Path = REPO) -> list[str]:  # fmt: skip
+    """The halving decider of rung ``rung`` (slurm/decide.sbatch, jobs/sbatch_decider.py)."""
+    return stage_argv(study_dir, name=name, slurm=slurm, after=after, script=DECIDE_SCRIPT,
+                      args=[str(study_dir), str(rung)], code=code)  # fmt: skip
 
 
 def sbatch(argv: list[str]) -> str:
@@ -159,12 +177,35 @@ def _link(link: Path, run_dir: str) -> None:
     link.symlink_to(os.path.relpath(run_dir, link.parent), target_is_directory=True)
 
 
+def queue_arrays(groups, sub: Path, *, name: str, code: Path, note: str,
+                 after: list[str]) -> Iterator[str]:  # fmt: skip
+    """One array of slurm/train.sbatch per group of runs (``name-<i>``; its tasks file and the
+    links to the run dirs under ``sub``), after the prepare jobs ``after``; sets each run's job
+    id and yields each array's id as soon as it is queued. The first submission and every
+    halving rung (jobs/sbatch_decider.py)."""
+    from jobs.spec import write_tasks
+
+    for i, group in enumerate(groups):
+        for a, r in enumerate(group):
+            _link(sub / f"g{i}" / str(a), r.spec.run_dir)
+        tasks = sub / f"g{i}.json"
+        write_tasks(tasks, [r.spec for r in group],
+                    signal_lead_s=group[0].slurm.signal_delay_s, runtime_note=note)  # fmt: skip
+        out = f"{sub}/g{i}/%a/slurm-%A_%a.out"
+        array = sbatch(after_prepare(train_argv(group, name=f"{name}-{i}", output=out,
+                                                tasks_file=tasks, code=code), after))  # fmt: skip
+        for a, r in enumerate(group):
+            r.job_id = f"{array}_{a}"
+        yield array
+
+
 def submit(p, *, note: str, dry_run: bool = False) -> dict:
     """Every array, then the collector; study.json. ``dry_run``: print the sbatch lines only."""
     from jobs import record, snapshot
     from jobs import study as S
+    from jobs.decider import write_plan
     from jobs.sbatch_params import groups as split
-    from jobs.spec import write_prepare_tasks, write_tasks
+    from jobs.spec import write_prepare_tasks
     from jobs.submit import run_list
     from text2sign.study import slurm_query
 
@@ -184,6 +225,11 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
             print(shlex.join(after_prepare(train_argv(group, name=f"t2s-{p.name}-{i}",
                                                         output=out, tasks_file=tasks,
                                                         code=p.code_dir), kp)))  # fmt: skip
+        if p.halving:
+            print(shlex.join(decide_argv(study_dir, 0, name=f"t2s-{p.name}-decide0",
+                                         slurm=p.runs[0].slurm, after=[*kp, "<ARRAY_JOB_IDS>"],
+                                         code=p.code_dir)))  # fmt: skip
+            return {}
         print(shlex.join(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
                                       slurm=p.runs[0].slurm, after=[*kp, "<ARRAY_JOB_IDS>"],
                                       code=p.code_dir, mail_user=p.mail_user)))  # fmt: skip
@@ -191,6 +237,9 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
     with S.claimed(p):
         snapshot.build(p.code, REPO)
         rec = record.study_record(p)
+        if p.halving:  # what the deciders read (jobs/decider.py)
+            write_plan(p, sbatch={"runtime": note})
+            rec["halving"] = {**p.halving, "rungs": []}
         n = len(rec["previous_submissions"])
         while (study_dir / ".sbatch" / f"s{n}").exists():
             n += 1
@@ -204,22 +253,20 @@ def submit(p, *, note: str, dry_run: bool = False) -> dict:
                 kp_ids.append(sbatch(prepare_sbatch_argv(p, output=kp_out,
                                                          tasks_file=sub / "prepare.json")))  # fmt: skip
                 rec.update(prepare_job_ids=[f"{kp_ids[0]}_{i}" for i in range(len(p.prepare))])
-            for i, group in enumerate(groups):
-                for a, r in enumerate(group):
-                    _link(sub / f"g{i}" / str(a), r.spec.run_dir)
-                tasks = sub / f"g{i}.json"
-                write_tasks(tasks, [r.spec for r in group],
-                            signal_lead_s=group[0].slurm.signal_delay_s, runtime_note=note)  # fmt: skip
-                out = f"{sub}/g{i}/%a/slurm-%A_%a.out"
-                array = sbatch(after_prepare(train_argv(group, name=f"t2s-{p.name}-{i}",
-                                                          output=out, tasks_file=tasks,
-                                                          code=p.code_dir), kp_ids))  # fmt: skip
-                array_ids.append(array)
-                for a, r in enumerate(group):
-                    r.job_id = f"{array}_{a}"
-            collector = sbatch(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
-                                            slurm=p.runs[0].slurm, after=[*kp_ids, *array_ids],
-                                            code=p.code_dir, mail_user=p.mail_user))  # fmt: skip
+            for array in queue_arrays(groups, sub, name=f"t2s-{p.name}", code=p.code_dir,
+                                      note=note, after=kp_ids):  # fmt: skip
+                array_ids.append(array)  # one by one: a later refusal must not lose it
+            after = [*kp_ids, *array_ids]
+            if p.halving:  # rung 0's decider instead: the last rung's submits the collector
+                decider = sbatch(decide_argv(study_dir, 0, name=f"t2s-{p.name}-decide0",
+                                             slurm=p.runs[0].slurm, after=after, code=p.code_dir))  # fmt: skip
+                rec["halving"]["rungs"] = [{"rung": 0, "points": sorted({r.spec.name for r in p.runs}),
+                                            "array_job_ids": array_ids, "decider_job_id": decider}]  # fmt: skip
+                collector = None
+            else:
+                collector = sbatch(collect_argv(study_dir, name=f"t2s-{p.name}-collect",
+                                                slurm=p.runs[0].slurm, after=after,
+                                                code=p.code_dir, mail_user=p.mail_user))  # fmt: skip
         except BaseException:
             if not array_ids and not kp_ids:
                 shutil.rmtree(sub, ignore_errors=True)
@@ -257,7 +304,7 @@ def collect_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.submit import build_parser, resource_overrides, study_options
+    from jobs.submit import build_parser, halving_override, resource_overrides, study_options
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -278,21 +325,21 @@ def main(argv: list[str] | None = None) -> int:
 
         p = S.plan(
             variants=args.variants, seeds=args.seeds, profile=args.profile, study=args.study,
-            results=args.results, overrides=[*overrides, *resource_overrides(args)],
+            results=args.results,
+            overrides=[*overrides, *resource_overrides(args), *halving_override(args)],
             config_file=args.config, executor="slurm", resume=args.resume_study,
             dry_run=args.dry_run, input_check=not args.no_input_check, **study_options(args),
         )  # fmt: skip
-        if p.halving or args.halving:  # refused, never half-run (rung 0 without its decider)
-            raise UsageError("halving.enabled / --halving: the plain-sbatch door does not run "
-                             "halving studies yet; submit it with jobs/submit.py --halving")  # fmt: skip
         rec = submit(p, note=note, dry_run=args.dry_run)
     except UsageError as e:
         print(f"sbatch_study: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.dry_run:
         return EXIT_OK
+    then = (f"collector {rec['collector_job_id']}" if not p.halving else
+            f"rung 0's decider {rec['halving']['rungs'][0]['decider_job_id']}")  # fmt: skip
     print(f"study {p.name}: {len(p.runs)} runs submitted (plain sbatch; {note}) -> {p.dir}\n"
-          f"  arrays {', '.join(rec['array_job_ids'])}, collector {rec['collector_job_id']} "
+          f"  arrays {', '.join(rec['array_job_ids'])}, {then} "
           f"(afterany)\n  logs: {p.dir}/<variant>/seed<k>/slurm-<jobid>.out\n"
           f"  make status STUDY={p.name}   make cancel STUDY={p.name}")  # fmt: skip
     if args.follow:

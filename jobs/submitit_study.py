@@ -75,8 +75,9 @@ def _submit_slurm(p: StudyPlan, rec: dict[str, Any]) -> dict[str, Any]:
                     kjobs = [ex.submit(PrepareJob(), k) for k in p.prepare]
                 kp_ids.append(kjobs[0].job_id.split("_")[0])  # what the runs wait for
                 rec.update(prepare_job_ids=[j.job_id for j in kjobs])  # one per task
-            array_ids += train_arrays(p.runs, lambda: _executor(p), f"t2s-{p.name}", p.code_dir,
-                                      prepare_dependency(kp_ids))  # fmt: skip
+            for array in train_arrays(p.runs, lambda: _executor(p), f"t2s-{p.name}", p.code_dir,
+                                      prepare_dependency(kp_ids)):  # fmt: skip
+                array_ids.append(array)  # one by one: a later refusal must not lose it
             ex = _executor(p)
             native = slurm_parameters(p.runs[0].slurm, job_name=f"t2s-{p.name}-collect",
                                       collector=True, code=p.code_dir, mail_user=p.mail_user)  # fmt: skip

@@ -4,7 +4,9 @@
 #      on SLURM: requeue delays, dependencies, job start-up);
 #   2. tests/container, in order (the same, inside the image), then tests/pose (MediaPipe; it
 #      filled the container process's idle end instead of lengthening the third: measured
-#      2026-12-07, the third ran 1,421 s with it, the container one 392 s without);
+#      2026-12-07, the third ran 1,421 s with it, the container one 392 s without), then the
+#      halving studies of tests/cluster/test_halving.py (~400 s of waiting on SLURM: in CI on
+#      2026-12-07 the cluster process ran 1,799 s, the container one 933 s);
 #   3. everything else, which keeps the CPUs busy meanwhile.
 # Each has its own temporary folder; the background ones' logs are printed when all are done,
 # and the suite fails if any fails. Paths among the arguments (a subset of the tests), or
@@ -15,7 +17,8 @@ py=$1
 shift
 flags=(-q -rs --durations=15 "$@")
 background=(cluster container)
-declare -A paths=([cluster]="tests/cluster" [container]="tests/container tests/pose")
+declare -A paths=([cluster]="tests/cluster --ignore=tests/cluster/test_halving.py"
+                  [container]="tests/container tests/pose tests/cluster/test_halving.py")
 
 serial=${T2S_TEST_SERIAL:-0}
 for arg in "$@"; do [[ $arg == -* ]] || serial=1; done
@@ -30,7 +33,7 @@ for group in "${background[@]}"; do
   read -ra these <<<"${paths[$group]}"
   "$py" -m pytest "${flags[@]}" --basetemp="$tmp/$group" "${these[@]}" >"$tmp/$group.log" 2>&1 &
   pids[$group]=$!
-  for path in "${these[@]}"; do ignore+=("--ignore=$path"); done
+  for path in "${these[@]}"; do [[ $path == -* ]] || ignore+=("--ignore=$path"); done
 done
 echo "tests: ${paths[*]} in the background (logs: $tmp/*.log), the rest here"
 "$py" -m pytest "${flags[@]}" --basetemp="$tmp/rest" "${ignore[@]}"

@@ -1,25 +1,28 @@
-"""Successive halving on the real SLURM cluster (issue 24), submitit door: 4 points × 2 seeds,
-2 rungs (300, then 450 steps), one point made plainly bad (learning rate 0.3). Rung 0's decider
-drops it with its evidence (in halving/rung0.json and the report), submits the survivors' rung 1
-(resumed from their checkpoints) and then the collector; a survivor's final weights equal those
-of an uninterrupted 450-step run, bit for bit.
+"""Successive halving on the real SLURM cluster (issue 24), through both doors (submitit:
+jobs/submit.py; plain sbatch: jobs/sbatch_study.py, slurm/decide.sbatch), submitted together so
+that their waits on SLURM overlap: 4 points × 2 seeds, 2 rungs (300, then 450 steps), one point
+made plainly bad (learning rate 0.3). Rung 0's decider drops it with its evidence (in
+halving/rung0.json and the report), submits the survivors' rung 1 (resumed from their
+checkpoints) and then the collector; a survivor's final weights equal those of an uninterrupted
+450-step run, bit for bit.
 
-Not covered here: the plain-sbatch door (it has no halving yet: it refuses one, exit 2).
-Measured 2026-12-07 on the local cluster (2 cores, otherwise idle): 3 passed in 404 s; the
+Measured (submitit door alone) 2026-12-07 on the local cluster (2 cores, otherwise idle): 3 passed in 404 s; the
 bad point's rung-0 evidence: effect +0.017 DTW-MJE, 12 clusters, p 0.0051, Holm p 0.015 over 3.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
-from tests.cluster.conftest import submit, wait_for
-from tests.conftest import run_train
+from tests.cluster.conftest import job_env, submit, submit_cmd, wait_for
+from tests.conftest import REPO, run_train
 from text2sign.run.weights import fp32_weights
 
 # The whole chain (two rungs, a decider, the collector) waits on SLURM in the module fixture:
@@ -46,15 +49,35 @@ def _collector_id(study: Path, timeout: float = 1500) -> str:
     raise AssertionError(f"no collector submitted within {timeout} s: {rec.get('halving')}")
 
 
+def _submit_plain(results: Path, study: str, data: Path, *args: str) -> dict:
+    cmd = [a for a in submit_cmd(results, study, data) if a not in ("--executor", "slurm")]
+    cmd[1] = "jobs/sbatch_study.py"
+    proc = subprocess.run([*cmd, "--runtime", "none", *args], cwd=REPO, env=job_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((results / study / "study.json").read_text())
+
+
 @pytest.fixture(scope="module")
-def halving_study(slurm, synth_data, tmp_path_factory) -> Path:
+def halving_studies(slurm, synth_data, tmp_path_factory) -> dict[str, Path]:
     results = tmp_path_factory.mktemp("halving")
-    rec = submit(results, "hv", synth_data, "--variants", "baseline", "--seeds", "0,1",
-                 "--sweep", "train.lr=1e-3,2e-3,3e-3,0.3", "--halving", *SETS)  # fmt: skip
-    assert rec["halving"]["rungs"][0]["decider_job_id"]
-    study = results / "hv"
-    wait_for(_collector_id(study), timeout=1500)
-    return study
+    args = ["--variants", "baseline", "--seeds", "0,1", "--sweep", "train.lr=1e-3,2e-3,3e-3,0.3",
+            "--halving", *SETS]  # fmt: skip
+    recs = {"submit": submit(results, "hv", synth_data, *args),
+            "sbatch": _submit_plain(results, "hv-plain", synth_data, *args)}  # fmt: skip
+    assert recs["sbatch"]["submitted_with"] == "sbatch"
+    studies = {"submit": results / "hv", "sbatch": results / "hv-plain"}
+    for door, rec in recs.items():
+        assert rec["halving"]["rungs"][0]["decider_job_id"], door
+        assert rec["collector_job_id"] is None, door
+    for study in studies.values():
+        wait_for(_collector_id(study), timeout=1500)
+    return studies
+
+
+@pytest.fixture(params=["submit", "sbatch"])
+def halving_study(request, halving_studies) -> Path:
+    return halving_studies[request.param]
 
 
 def test_the_bad_point_is_dropped_at_the_first_decision_with_its_evidence(halving_study):
@@ -64,6 +87,12 @@ def test_the_bad_point_is_dropped_at_the_first_decision_with_its_evidence(halvin
     assert bad["metric"] == "dtw_mje" and bad["effect"] > 0 and bad["ci95"][0] > 0
     assert bad["p_holm"] < 0.05 and bad["n_seeds"] == 2 and bad["n_clusters"] >= 4
     assert bad["steps_not_spent"] == 2 * 150
+    long = pd.read_csv(halving_study / "comparison_long.csv")
+    rows = long[long.point == BAD]  # never compared as if trained to the full budget
+    assert len(rows) and set(rows.state) == {"DROPPED"}, rows
+    assert rows.reason.str.startswith(
+        "run DROPPED: dropped by successive halving after rung 0 (300 of 450 steps), worse than"
+    ).all()
     report = (halving_study / "report.md").read_text()
     assert "## Successive halving" in report and f"| {BAD} | 0 (300) | dtw_mje |" in report
     rec = json.loads((halving_study / "study.json").read_text())
@@ -79,14 +108,20 @@ def test_survivors_finish_and_the_dropped_point_stops_at_its_rung(halving_study)
             assert (st["state"], st["step"], st["total_steps"]) == ("COMPLETED", want, 450), st
 
 
-def test_a_survivor_equals_an_uninterrupted_run(halving_study, synth_data, tmp_path):
-    ref = tmp_path / "ref"
+@pytest.fixture(scope="module")
+def uninterrupted(synth_data, tmp_path_factory) -> Path:
+    """lr 1e-3, seed 0, 450 steps in one go (trained once, compared with both doors' survivor)."""
+    ref = tmp_path_factory.mktemp("uninterrupted")
     proc = run_train(ref, synth_data, "train.lr=1e-3", "train.max_steps=450", "train.seed=0",
                      "train.checkpoint_every=1000", "train.num_samples=0", "eval.enabled=false")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return ref
+
+
+def test_a_survivor_equals_an_uninterrupted_run(halving_study, uninterrupted):
     tag = "step00000450"
     a = fp32_weights(
         halving_study / "baseline__lr1e-3" / "seed0" / "checkpoints", tag, zero_stage=2
     )
-    b = fp32_weights(ref / "checkpoints", tag, zero_stage=2)
+    b = fp32_weights(uninterrupted / "checkpoints", tag, zero_stage=2)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)

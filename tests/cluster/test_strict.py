@@ -161,9 +161,11 @@ def test_a_crash_where_requeue_is_refused_is_failed_with_slurms_words(strict):
     assert REFUSED in st["reason"] and len(sacct_all(job)) == 1
 
 
-def test_task_1_dying_retries_without_its_node_at_once(strict):
+def test_task_1_dying_retries_at_once_without_excluding_a_node_it_needs(strict):
     """submitit door, 2 nodes: task 1's trainer (on n2) is killed. Before: task 0 waited in the
-    collective until the process-group timeout (30 min), then the retry excluded n1 (task 0's)."""
+    collective until the process-group timeout (30 min), then the retry excluded n1 (task 0's);
+    later it excluded n2, and a 2-node job on a 2-node cluster pended forever (BadConstraints).
+    Now the retry names n2 and says why it does not exclude it."""
     results, rec = strict["results"], strict["task1"]
     job, path = rec["runs"][0]["job_id"], _run_dir(results, "task1", rec)
     _wait_running(path, job)
@@ -172,9 +174,14 @@ def test_task_1_dying_retries_without_its_node_at_once(strict):
     wait_for(job, states={"PENDING", "REQUEUED"}, timeout=180)
     assert time.monotonic() - t0 < 120
     st = _status(path)
-    assert st["state"] == "PENDING" and st["excluded"] == ["n2"], st
+    assert st["state"] == "PENDING" and st["excluded"] == [], st
+    assert "not excluding n2: the partition would have 1 usable node(s) left for a 2-node job" \
+        in st["reason"], st  # fmt: skip
     assert "after: task 1 on n2: trainer killed by SIGKILL" in st["reason"]
-    subprocess.run(["scancel", job], check=True)  # 2 nodes, n2 excluded: it could never start
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True,
+                           text=True).stdout  # fmt: skip
+    assert "ExcNodeList=(null)" in shown and "BadConstraints" not in shown, shown
+    subprocess.run(["scancel", job], check=True)
 
 
 def test_task_1_dying_in_a_plain_sbatch_job_names_its_node(strict):

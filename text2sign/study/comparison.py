@@ -105,8 +105,10 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _values(runs: list[RunRecord], key: str, source: str) -> tuple[dict[str, float], str]:
-    """Seed → finite value of ``key`` over ``runs`` and, when there is none, why (N/A reason)."""
+def _values(runs: list[RunRecord], key: str, source: str,
+            ended: str = "no COMPLETED run") -> tuple[dict[str, float], str]:  # fmt: skip
+    """Seed → finite value of ``key`` over ``runs`` and, when there is none, why (N/A reason;
+    ``ended``: why there is no COMPLETED run)."""
     vals, reasons = {}, []
     for r in runs:
         v = r.summary.get(key) if source == "summary" else r.evaluation.get(key)
@@ -117,10 +119,17 @@ def _values(runs: list[RunRecord], key: str, source: str) -> tuple[dict[str, flo
     if vals:
         return vals, ""
     if not runs:
-        return {}, "no COMPLETED run"
+        return {}, ended
     if source == "summary":
         return {}, "not in summary.json"
     return {}, "; ".join(dict.fromkeys(reasons))
+
+
+def _why_none(runs: list[RunRecord]) -> str:
+    """Why a point has no COMPLETED run: said once when successive halving dropped it."""
+    if runs and all(r.state == "DROPPED" for r in runs):
+        return runs[0].problem.split(", ", 1)[0]  # "dropped … after rung 0 (300 of 450 steps)"
+    return "no COMPLETED run"
 
 
 def _audit_seeds(runs: list[RunRecord]) -> dict[str, Any]:
@@ -211,7 +220,7 @@ def comparison_table(study: Study) -> pd.DataFrame:
             **_audit_seeds(done[v]),
         }
     for key, source in metric_sources([r for runs in done.values() for r in runs]):
-        values = {v: _values(done[v], key, source) for v in points}
+        values = {v: _values(done[v], key, source, _why_none(by_point[v])) for v in points}
         ref_vals = values.get(ref, ({}, ""))[0]
         ref_mean = float(np.mean(list(ref_vals.values()))) if ref_vals else math.nan
         for v in points:

@@ -21,7 +21,8 @@ from text2sign.study.tables import fmt_basis, fmt_ci, fmt_mean_std, fmt_p
 
 MAX_SEEDS = 20  # per point, the seeds drawn in a chart; above it the page says how many more
 CURVE_POINTS = 150  # a learning curve is thinned to about this many points
-FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "MISSING", "CORRUPT", "PARTIAL")
+FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "MISSING", "CORRUPT", "PARTIAL",
+                "DROPPED")  # fmt: skip
 
 
 def run_href(r: RunRecord, name: str = "") -> str:

@@ -117,6 +117,12 @@ NEEDS_EVALUATION = ("needs evaluation (COMPLETED, but its job ended before the e
                     "--resume-study evaluates it)")  # fmt: skip
 
 
+def _short(status: dict[str, Any] | None) -> bool:
+    """The run stopped before its final budget (a halving rung's end)."""
+    step, total = (status or {}).get("step"), (status or {}).get("total_steps")
+    return isinstance(step, int) and isinstance(total, int) and step < total
+
+
 def _evaluates(run: Path) -> bool:
     """The run's config asks for an evaluation (``eval.enabled``; yes when unreadable)."""
     try:
@@ -139,12 +145,32 @@ def _order(vs: tuple[str, str]) -> tuple[str, int, str]:  # seed2 before seed10
     return vs[0], int(digits) if digits.isdigit() else 1 << 30, vs[1]
 
 
+def dropped_points(study: Path) -> dict[str, str]:
+    """Point → why successive halving dropped it (``STUDY/halving/rung<r>.json``, the deciders'
+    decisions), for the points a decider dropped; {} for a study without halving."""
+    out: dict[str, str] = {}
+    for f in sorted((study / "halving").glob("rung*.json")):
+        d, _ = read_json(f)
+        if not isinstance(d, dict) or not isinstance(d.get("decisions"), list):
+            continue
+        for x in d["decisions"]:
+            if isinstance(x, dict) and x.get("keep") is False and x.get("point"):
+                out[str(x["point"])] = (
+                    f"dropped by successive halving after rung {d.get('rung')} "
+                    f"({d.get('steps')} of {d.get('final_steps')} steps), "
+                    f"{str(x.get('why', '')).replace('; ', ', ')} (evidence: halving/{f.name}, "
+                    f"the rung's evaluation in rungs/step{d.get('steps')}/)"
+                )
+    return out
+
+
 def discover(study: Path) -> list[RunRecord]:
     """Every run dir below ``study`` plus the runs ``study.json`` expected but that never wrote."""
     plan, _ = read_json(study / "study.json")
     job_ids = {(str(r["variant"]), f"seed{r['seed']}"): str(r.get("job_id") or "")
                for r in plan_runs(plan)}  # fmt: skip
     found = {(p.parent.name, p.name) for p in study.glob("*/seed*") if p.is_dir()}
+    dropped = dropped_points(study)
     records = []
     for variant, seed in sorted(found | set(job_ids), key=_order):
         path = study / variant / seed
@@ -161,6 +187,9 @@ def discover(study: Path) -> list[RunRecord]:
         rec.metadata = read_json(path / "metadata.json")[0] or {}
         if state == "COMPLETED" and summary is None:
             rec.state, rec.problem = "PARTIAL", sproblem
+        elif state == "COMPLETED" and variant in dropped and _short(status):
+            # Its budget was a rung's: its numbers are not the full budget's, never compared.
+            rec.state, rec.problem = "DROPPED", dropped[variant]
         if rec.state == "COMPLETED":
             _read_evaluation(rec)
             if rec.eval_problem == "no evaluation_metrics.json" and _evaluates(path):

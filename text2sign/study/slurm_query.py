@@ -138,6 +138,22 @@ def job_state(job_id: str) -> str | None:
     return m.group(1) if m else None
 
 
+def nodes_left(job_id: str, exclude: tuple[str, ...]) -> tuple[int, int] | None:
+    """(usable nodes of the job's partition outside ``exclude``, nodes the job needs), or None
+    when SLURM does not say. Usable: not down, drained, draining or failed."""
+    job = _run(["scontrol", "show", "job", "-o", str(job_id)], timeout=15) or ""
+    part, need = re.search(r"\bPartition=(\S+)", job), re.search(r"\bNumNodes=(\d+)", job)
+    if not part or not need:
+        return None
+    out = _run(["sinfo", "-h", "-N", "-p", part.group(1), "-o", "%N %t"], timeout=15)
+    if out is None:
+        return None
+    bad = ("down", "drain", "drng", "drained", "fail", "failg", "maint")
+    usable = {n for n, t in (line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
+              if t.rstrip("*~#!%$@^-") not in bad}  # fmt: skip
+    return len(usable - set(exclude)), int(need.group(1))
+
+
 def max_array_size(default: int = 1001) -> int:
     """``MaxArraySize`` of the cluster: an array may hold at most this many tasks."""
     out = _run(["scontrol", "show", "config"], timeout=15) or ""

@@ -131,3 +131,33 @@ def test_a_resubmission_decides_the_same_and_keeps_every_run_in_the_plan(tmp_pat
     assert again["survivors"] == first["survivors"] and again["dropped"] == first["dropped"]
     good = next(d for d in again["decisions"] if d["point"] == "good")
     assert good["why"] == "best" and good["seeds_with_value"] == 2  # not "missing evidence"
+
+
+def test_the_collector_shows_a_dropped_point_as_dropped_never_as_a_full_budget_run(tmp_path):
+    """Before: the dropped point's runs were COMPLETED rows whose final loss (at the rung's
+    budget) was compared with the survivors' (at the full one), its metrics N/A 'needs
+    evaluation … --resume-study evaluates it'."""
+    from text2sign.study.comparison import comparison_table, long_table
+    from text2sign.study.records import load_study
+
+    study = make_study(tmp_path)
+    decider.decide_rung(study, 0)
+    for point in POINTS:
+        for seed in (0, 1):
+            atomic.write_json(study / point / f"seed{seed}" / "summary.json", {"final_loss": 1.0})
+    s = load_study(study)
+    states = {(r.variant, r.seed): r.state for r in s.records}
+    assert states[("bad", "seed0")] == states[("bad", "seed1")] == "DROPPED"
+    assert states[("good", "seed0")] == "COMPLETED"
+    bad = next(r for r in s.records if r.variant == "bad")
+    assert bad.problem.startswith("dropped by successive halving after rung 0 (10 of 30 steps), "
+                                  "worse than ")  # fmt: skip
+    assert "(evidence: halving/rung0.json, the rung's evaluation in rungs/step10/)" in bad.problem
+    rows = long_table(s)
+    row = rows[(rows.point == "bad") & (rows.metric == "final_loss")].iloc[0]
+    assert row.state == "DROPPED" and row.reason.startswith("run DROPPED: dropped by successive")
+    table = comparison_table(s).set_index("variant")
+    assert (
+        table.loc["bad", "final_loss_note"]
+        == "dropped by successive halving after rung 0 (10 of 30 steps)"
+    )

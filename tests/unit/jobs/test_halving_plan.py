@@ -59,17 +59,22 @@ def test_bad_halving_input_is_one_line_naming_the_key(tmp_path, sets, sweeps, me
 
 
 @pytest.mark.parametrize("flag", [["--halving"], ["--sets", "halving.enabled=true"]])
-def test_the_plain_sbatch_door_refuses_halving_before_anything_is_written(tmp_path, flag):
+def test_the_plain_sbatch_door_plans_rung_0_and_its_decider(tmp_path, flag):
+    """A dry run of a halving study by plain sbatch: rung 0's array stops at the first budget
+    and the decider (slurm/decide.sbatch STUDY 0) waits for it, not the collector; nothing is
+    written."""
     cmd = [sys.executable, str(REPO / "jobs" / "sbatch_study.py"), "--variants", "baseline",
            "--sweep", "train.lr=1e-3,3e-3", "--set", "train.max_steps=90", *flag, "--study", "hv",
            "--results", str(tmp_path), "--runtime", "none", "--no-input-check", "--dry-run"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, **no_slurm_env()})  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "sbatch_study: error: halving.enabled / --halving: the plain-sbatch door does not run "
-        "halving studies yet; submit it with jobs/submit.py --halving"
-    ]
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2].startswith("sbatch --parsable --job-name=t2s-hv-0 --array=0-1")
+    assert lines[-1].startswith("sbatch --parsable --job-name=t2s-hv-decide0 ")
+    assert "--dependency=afterany:<ARRAY_JOB_IDS>" in lines[-1]
+    assert lines[-1].endswith(f"slurm/decide.sbatch {(tmp_path / 'hv').resolve()} 0")
+    assert "collect" not in proc.stdout
     assert not (tmp_path / "hv").exists()
 
 

@@ -41,3 +41,29 @@ def test_task_failure_notes_are_per_job_attempt(tmp_path):
     assert ending.task_failure(spec, "7_0", "0") == ("1", "n2", "trainer killed by SIGKILL")
     assert ending.task_failure(spec, "7_0", "1") is None  # the requeued attempt: not its failure
     assert ending.task_failure(spec, "8_0", "0") is None
+
+
+def test_a_node_the_job_needs_is_not_excluded(tmp_path, monkeypatch):
+    """Before: a 2-node job on a 2-node partition excluded n2 and pended forever (BadConstraints)."""
+    from text2sign.study import slurm_query
+
+    monkeypatch.setattr(slurm_query, "nodes_left", lambda job, exclude: (1, 2))
+    spec, run = _run(tmp_path)
+    ctx = JobContext("7_0", "n1", "log", failed=("1", "n2", "trainer killed by SIGKILL"))
+    end = ending.after_exit(spec, -9, ctx)
+    st = run.read_status()
+    assert end.action == "retry" and end.exclude == () and st["excluded"] == []
+    assert st["reason"].startswith("retry 1 of 1 not excluding n2: the partition would have 1 "
+                                   "usable node(s) left for a 2-node job, after: task 1 on n2")  # fmt: skip
+
+
+def test_usable_nodes_come_from_the_jobs_partition(monkeypatch):
+    from text2sign.study import slurm_query
+
+    answers = {"scontrol": "JobId=7 ArrayTaskId=0 Partition=debug NumNodes=2 NumCPUs=2",
+               "sinfo": "n1 idle\nn2 alloc\nn3 drain*\nn4 down\n"}  # fmt: skip
+    monkeypatch.setattr(slurm_query, "_run", lambda cmd, timeout=30: answers[cmd[0]])
+    assert slurm_query.nodes_left("7_0", ("n2",)) == (1, 2)
+    assert slurm_query.nodes_left("7_0", ()) == (2, 2)
+    monkeypatch.setattr(slurm_query, "_run", lambda cmd, timeout=30: None)
+    assert slurm_query.nodes_left("7_0", ("n2",)) is None
