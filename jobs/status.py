@@ -90,7 +90,39 @@ def _last_row(path: Path) -> dict[str, Any]:
 
 
 def _job_ids(rec: dict[str, Any]) -> list[str]:
-    return study_job_ids(rec)  # every submission's jobs: the cost counts them all
+    deciders = [str(r["decider_job_id"]) for r in (rec.get("halving") or {}).get("rungs") or []
+                if r.get("decider_job_id")]  # fmt: skip
+    return [*study_job_ids(rec), *deciders]  # every submission's jobs: the cost counts them all
+
+
+def halving_lines(study: Path, rec: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> list[str]:
+    """A halving study's rungs: what each decider kept and dropped, or that it is waiting, or
+    why it failed and that the study is resumable."""
+    out = []
+    for r in (rec.get("halving") or {}).get("rungs") or []:
+        n, job = r.get("rung"), str(r.get("decider_job_id") or "")
+        state = (jobs.get(job) or {}).get("state", "") if job else ""
+        try:
+            d = json.loads((study / "halving" / f"rung{n}.json").read_text())
+        except (OSError, ValueError):
+            d = {}
+        head = f"halving rung {n} ({len(r.get('points') or [])} points)"
+        if not job:
+            continue  # the last rung: its collector follows it
+        if state and state not in ENDED or not d:
+            out.append(f"{head}: decider {job} {state or 'PENDING'}"
+                       + (" without a decision: see its log; the study is resumable "
+                          "(--resume-study)" if state in ENDED else ""))  # fmt: skip
+        elif "error" in d:
+            out.append(f"{head}: decider {job} FAILED: {d['error']}; the study is resumable "
+                       "(--resume-study)")  # fmt: skip
+        else:
+            nxt = d.get("next") if isinstance(d.get("next"), dict) else {}
+            out.append(f"{head}: kept {', '.join(d.get('survivors') or [])}; dropped "
+                       f"{', '.join(d.get('dropped') or []) or 'none'}"
+                       + (f"; {nxt['error']}: the study is resumable (--resume-study)"
+                          if nxt.get("error") else ""))  # fmt: skip
+    return out
 
 
 def table(study: Path, jobs: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -160,7 +192,8 @@ def follow(study: Path, interval_s: float = 10.0) -> None:
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(f"study {study.name}  {time.strftime('%H:%M:%S')}\n{render(rows)}", flush=True)
         if slurm:
-            print(status_footer(rec, jobs, study), flush=True)
+            print(status_footer(rec, jobs, study), *halving_lines(study, rec, jobs), sep="\n",
+                  flush=True)  # fmt: skip
         collector = jobs.get(str(rec.get("collector_job_id")), {}).get("state")
         runs_over = all(r["slurm"] in ENDED or r["state"] in RUN_ENDED for r in rows)
         if runs_over and collector in ENDED:
@@ -211,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             rec = load_study(args.study)
             slurm = rec.get("executor") == "slurm"
             jobs = SacctPoller(args.study).get(_job_ids(rec)) if slurm else {}
+            lines = halving_lines(args.study, rec, jobs) if slurm else []
             print(
                 render(table(args.study, jobs))
                 + ("\n" + status_footer(rec, jobs, args.study) if slurm else "")
+                + "".join(f"\n{line}" for line in lines)
             )
     except UsageError as e:
         print(f"status: error: {e}", file=sys.stderr)

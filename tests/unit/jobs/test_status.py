@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from jobs.status import ETA_WINDOW, _last_row, _tail_rows
 
 FIELDS = ["step", "loss", "step_time_s", "samples_per_s", "peak_memory_bytes"]
@@ -40,3 +42,30 @@ def test_short_file_partial_line_and_missing_file(tmp_path: Path) -> None:
     write_metrics(path, 0)
     assert _tail_rows(path) == [] and _last_row(path) == {}
     assert _last_row(tmp_path / "missing.csv") == {}
+
+
+def test_make_status_says_what_each_halving_decider_did_or_why_it_failed(tmp_path):
+    """Before: a failed decider was invisible in make status (only halving/rung0.json said)."""
+    import json as _json
+
+    from jobs import decider
+    from jobs.status import halving_lines
+    from tests.unit.jobs.test_decider import make_study
+
+    study = make_study(tmp_path)
+    rec = {"halving": {"rungs": [{"rung": 0, "points": ["good", "also", "bad"],
+                                  "array_job_ids": ["1"], "decider_job_id": "2"}]}}  # fmt: skip
+    assert halving_lines(study, rec, {"2": {"state": "PENDING"}}) == [
+        "halving rung 0 (3 points): decider 2 PENDING"]  # fmt: skip
+    (study / "halving" / "plan.json").rename(tmp_path / "plan.json")
+    with pytest.raises(RuntimeError, match="resumable"):
+        decider.run_decider(study, 0, lambda *a: {})
+    [line] = halving_lines(study, rec, {"2": {"state": "FAILED"}})
+    assert line.startswith("halving rung 0 (3 points): decider 2 FAILED: FileNotFoundError: ")
+    assert line.endswith("; the study is resumable (--resume-study)")
+    (tmp_path / "plan.json").rename(study / "halving" / "plan.json")
+    decider.decide_rung(study, 0)
+    assert halving_lines(study, rec, {"2": {"state": "COMPLETED"}}) == [
+        "halving rung 0 (3 points): kept good, also; dropped bad"]  # fmt: skip
+    d = _json.loads((study / "halving" / "rung0.json").read_text())
+    assert d["dropped"] == ["bad"]
