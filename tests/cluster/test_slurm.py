@@ -10,6 +10,7 @@ never a skip.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pandas as pd
@@ -31,12 +32,15 @@ STEPS = 100  # the requeue test's run length (and its uninterrupted reference's)
 def studies(slurm, synth_data, tmp_path_factory) -> dict:
     results = tmp_path_factory.mktemp("results")
     # bf16 is slow on this CPU (~0.7 s/step): the run lives long enough to be signalled. The
-    # requeue pair is submitted first, and its test runs first, so the signal lands mid-training.
+    # requeue run is held until its test releases it, so the signal lands mid-training however
+    # long the other submissions take (in CI, 2026-12-07, under load, it had finished first).
     long = ["--set", f"train.max_steps={STEPS}", "--set", "train.checkpoint_every=100",
             "--set", "train.precision=bf16"]  # fmt: skip
     return {
         "results": results,
-        "requeue": submit(results, "requeue", synth_data, "--variants", "baseline", *long),
+        "requeue": submit(
+            results, "requeue", synth_data, "--variants", "baseline", *long, "--sbatch-extra=--hold"
+        ),  # fmt: skip
         "reference": submit(results, "reference", synth_data, "--variants", "baseline", *long),
         "all": submit(
             results, "all", synth_data, "--variants", "all", "--set", "train.max_steps=6"
@@ -74,10 +78,15 @@ def test_timeout_signal_requeues_and_resumes_exactly(studies):
     rec = studies["requeue"]
     job_id = rec["runs"][0]["job_id"]
     run_dir = studies["results"] / "requeue" / rec["runs"][0]["run_dir"]
+    subprocess.run(["scontrol", "release", job_id.split("_")[0]], check=True)
     deadline = time.monotonic() + WAIT_S
+    asked = 0.0  # sacct only every 10 s: under load one call took long enough (CI 2026-12-07)
     while not (run_dir / "training_metrics.csv").exists() or len(read_metrics(run_dir)) < 5:
-        assert time.monotonic() < deadline and sacct(job_id).get("state") not in TERMINAL
-        time.sleep(0.5)
+        assert time.monotonic() < deadline
+        if time.monotonic() - asked > 10:
+            assert sacct(job_id).get("state") not in TERMINAL
+            asked = time.monotonic()
+        time.sleep(0.2)
     # The signal must land mid-training, not in the evaluation after the last step.
     assert len(read_metrics(run_dir)) < STEPS - 10, "the run outpaced the test: raise STEPS"
     job = submitit.SlurmJob(

@@ -21,6 +21,7 @@ JOB_LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "jobs.status",
             "jobs.bootstrap",
             "jobs.decider",
+            "jobs.sbatch_decider",
         )
     },  # fmt: skip
     {
