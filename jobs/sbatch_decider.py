@@ -42,10 +42,9 @@ def submit_rung(study_dir: Path, runs: list[PlannedRun], rung: int, last: bool) 
     code, name = Path(plan["code_dir"]), plan["study"]
     note = (plan.get("sbatch") or {}).get("runtime", "")
     sub = _free(study_dir / ".sbatch" / f"rung{rung}")
-    array_ids: list[str] = []
-    for array in queue_arrays(groups(runs, slurm_query.max_array_size()), sub,
-                              name=f"t2s-{name}-r{rung}", code=code, note=note, after=[]):  # fmt: skip
-        array_ids.append(array)
+    # A refused array raises here; run_decider records the runs that have a job id by then.
+    array_ids = list(queue_arrays(groups(runs, slurm_query.max_array_size()), sub,
+                                  name=f"t2s-{name}-r{rung}", code=code, note=note, after=[]))  # fmt: skip
     s = runs[0].slurm
     if last:
         job = collect_argv(study_dir, name=f"t2s-{name}-collect", slurm=s, after=array_ids,

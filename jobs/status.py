@@ -92,7 +92,7 @@ def _last_row(path: Path) -> dict[str, Any]:
 def _job_ids(rec: dict[str, Any]) -> list[str]:
     deciders = [str(r["decider_job_id"]) for r in (rec.get("halving") or {}).get("rungs") or []
                 if r.get("decider_job_id")]  # fmt: skip
-    return [*study_job_ids(rec), *deciders]  # every submission's jobs: the cost counts them all
+    return [*study_job_ids(rec), *deciders]  # the cost counts the runs' jobs of every submission
 
 
 def halving_lines(study: Path, rec: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> list[str]:
@@ -101,15 +101,15 @@ def halving_lines(study: Path, rec: dict[str, Any], jobs: dict[str, dict[str, An
     out = []
     for r in (rec.get("halving") or {}).get("rungs") or []:
         n, job = r.get("rung"), str(r.get("decider_job_id") or "")
-        state = (jobs.get(job) or {}).get("state", "") if job else ""
+        if not job:
+            continue  # the last rung: its collector follows it
+        state = (jobs.get(job) or {}).get("state", "")
         try:
             d = json.loads((study / "halving" / f"rung{n}.json").read_text())
         except (OSError, ValueError):
             d = {}
         head = f"halving rung {n} ({len(r.get('points') or [])} points)"
-        if not job:
-            continue  # the last rung: its collector follows it
-        if state and state not in ENDED or not d:
+        if (state and state not in ENDED) or not d:  # waiting, or ended without a word
             out.append(f"{head}: decider {job} {state or 'PENDING'}"
                        + (" without a decision: see its log; the study is resumable "
                           "(--resume-study)" if state in ENDED else ""))  # fmt: skip
